@@ -1,0 +1,74 @@
+/*
+ * deliver: makes an accepted message durable, off the event loop.
+ *
+ * The SMTP session hands over a complete message (Return-Path and Received
+ * already prepended, dot-unstuffed, CRLF line ends) with its envelope. A
+ * worker thread writes it (Maildir: tmp/, fsync, rename into new/, fsync the
+ * directory; relay: an SMTP transaction with the downstream MTA) and the
+ * completion callback then runs on the event-loop thread. Only after the
+ * callback says DELIVER_OK may the session answer 250.
+ *
+ * Group commit: a worker takes every job waiting in the queue at once, writes
+ * all the files, then fsyncs them and each touched directory once for the
+ * batch, so N sessions finishing DATA together cost about one fsync round.
+ */
+#ifndef MX_DELIVER_DELIVER_H
+#define MX_DELIVER_DELIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct mx_config;
+struct deliver;
+
+enum deliver_status {
+	DELIVER_OK = 0,
+	DELIVER_TEMPFAIL, /* 451 4.3.0: disk full, permissions, downstream 4xx/down */
+	DELIVER_PERMFAIL, /* 554 5.0.0: the downstream refused the message for good */
+};
+
+struct deliver_rcpt {
+	char *local;    /* local part as given (case kept) */
+	char *domain;   /* domain, lower-cased */
+};
+
+struct deliver_job {
+	char queue_id[24];          /* set by the session, for logs */
+	char *mail_from;            /* reverse-path without <>, "" for the null sender */
+	struct deliver_rcpt *rcpts;
+	size_t nrcpts;
+	char *data;                 /* whole message, CRLF line ends */
+	size_t len;
+	/* filled by the worker */
+	enum deliver_status status;
+	char detail[256];           /* reason for logs and for the reply on failure */
+	/* private to deliver.c */
+	void (*done)(struct deliver_job *job, void *arg);
+	void *arg;
+	struct deliver_job *next;
+};
+
+/* Start `threads` workers for cfg (Maildir root or relay target). */
+struct deliver *deliver_create(struct event_base *base, const struct mx_config *cfg,
+                               unsigned threads);
+
+/* Queue a job; `done` runs later on the event-loop thread. The job must stay
+ * allocated until then. */
+void deliver_submit(struct deliver *d, struct deliver_job *job,
+                    void (*done)(struct deliver_job *job, void *arg), void *arg);
+
+/* Forget the callback of a job whose session went away: the job is still
+ * written (the client may have seen nothing, but a half-written file is never
+ * left), then freed by deliver itself. Call on the event-loop thread. */
+void deliver_abandon(struct deliver *d, struct deliver_job *job);
+
+/* Remove leftovers in every tmp/ under the Maildir root (start-up). */
+void deliver_clean_tmp(const struct mx_config *cfg);
+
+/* Finish queued jobs, stop workers, free. */
+void deliver_destroy(struct deliver *d);
+
+void deliver_job_free(struct deliver_job *job);
+
+#endif
