@@ -39,7 +39,8 @@ struct mx_limits {
 
 struct mx_listen {
 	char *address;        /* as written: "127.0.0.1:2525", "[::1]:2525" */
-	char *host;           /* "127.0.0.1", "::1" (brackets removed) */
+	char *host;           /* "127.0.0.1", "::1" (brackets removed); "*" = every
+	                         address, IPv4 and IPv6 */
 	uint16_t port;
 	bool proxy_protocol;  /* Proxy_Protocol: a PROXY v1/v2 header is required */
 	unsigned proxy_timeout; /* Proxy_Timeout, seconds */
@@ -149,6 +150,12 @@ bool mx_config_can_relay(const struct mx_config *cfg, const struct ip_addr *clie
 
 /* Whether mail for `domain` (case-insensitive, no trailing dot) is accepted. */
 bool mx_config_accepts_domain(const struct mx_config *cfg, const char *domain);
+
+/* Split "host:port", "[v6]:port", or (when !need_port) "host" / "[v6]" into
+ * host (brackets removed) and port (0 when absent). A bracketed host must be
+ * an IPv6 literal; an unbracketed host with a ':' is refused. */
+bool mx_hostport_split(const char *text, char *host, size_t hostlen,
+                       uint16_t *port, bool need_port);
 
 /* Phase names as in the config and the policy language: "connect", ... */
 const char *mx_phase_name(enum mx_phase phase);
