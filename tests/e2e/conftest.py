@@ -1,0 +1,64 @@
+"""Fixtures for the end-to-end suite (the harness itself lives in mx.py).
+
+  mx          a started server with the default e2e configuration
+  mx_factory  make_server(**MxServer kwargs) -> a started server; use it when a
+              test needs its own options (limits, Bare_LF, relay...)
+  procs       a list to which a test appends helper Popen objects (haproxy,
+              smtp-sink); each is stopped at teardown by PID, bounded.
+
+Every server is stopped at teardown with SIGTERM, a bounded wait, then
+SIGKILL, by PID; its log is printed when the test failed.
+"""
+import subprocess
+
+import pytest
+
+import mx as harness
+
+
+@pytest.fixture
+def mx_factory(tmp_path, request):
+    servers = []
+
+    def make(start=True, **kw):
+        kw.setdefault("name", f"mx{len(servers)}")
+        srv = harness.MxServer(tmp_path / kw["name"], **kw)
+        servers.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    for srv in servers:
+        srv.stop()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        for srv in servers:
+            print(f"==== log of {srv.name} ({srv.log_path}) ====")
+            print(srv.log_text()[-6000:])
+
+
+@pytest.fixture
+def mx(mx_factory):
+    return mx_factory()
+
+
+@pytest.fixture
+def procs():
+    started = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)

@@ -1,0 +1,78 @@
+"""Acceptance 7: the command line: -V, -t on good and bad files, a bad start."""
+import re
+import subprocess
+
+from mx import BINARY, HarnessError, MxServer
+
+
+def run(*args, timeout=20):
+    if not BINARY.exists():
+        raise HarnessError(f"{BINARY} not found: build it first")
+    return subprocess.run([str(BINARY), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_version():
+    r = run("-V")
+    assert r.returncode == 0, r
+    assert re.search(r"mxsieve\S* \d+\.\d+\.\d+", r.stdout + r.stderr), r
+
+
+def test_check_good_file(tmp_path):
+    srv = MxServer(tmp_path)
+    r = run("-t", "-c", str(srv.conf_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not srv.maildir.exists() or not any(srv.maildir.iterdir())
+
+
+def bad_config(tmp_path, inserts):
+    """The harness's good config with `inserts` {line_number: text} placed so
+    that each text ends up on exactly that line."""
+    srv = MxServer(tmp_path)
+    lines = srv.conf_path.read_text().splitlines()
+    for n in sorted(inserts):
+        lines.insert(n - 1, inserts[n])
+    srv.conf_path.write_text("\n".join(lines) + "\n")
+    return srv.conf_path
+
+
+def test_check_bad_file_names_each_error(tmp_path):
+    path = bad_config(tmp_path, {2: "Unknown_Option_Here = 1",
+                                 5: "Max_Message_Size = lots",
+                                 7: 'Bare_LF = "sometimes"'})
+    r = run("-t", "-c", str(path))
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    for line in (2, 5, 7):
+        assert re.search(rf"^{re.escape(str(path))}:{line}: \S", out, re.M), \
+            f"no '{path}:{line}: message' in:\n{out}"
+
+
+def test_check_bad_listener(tmp_path):
+    srv = MxServer(tmp_path)
+    text = srv.conf_path.read_text().replace('Listen "[::1]:', 'Listen "::1:')
+    srv.conf_path.write_text(text)
+    lineno = [i + 1 for i, ln in enumerate(text.splitlines()) if 'Listen "::1:' in ln][0]
+    r = run("-t", "-c", str(srv.conf_path))
+    assert r.returncode != 0
+    assert f"{srv.conf_path}:{lineno}:" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_check_unbalanced_braces(tmp_path):
+    srv = MxServer(tmp_path)
+    srv.conf_path.write_text(srv.conf_path.read_text() + "Sieve \"x\" {\n")
+    r = run("-t", "-c", str(srv.conf_path))
+    assert r.returncode != 0
+    assert re.search(rf"{re.escape(str(srv.conf_path))}:\d+: ", r.stdout + r.stderr), r
+
+
+def test_check_missing_file(tmp_path):
+    r = run("-t", "-c", str(tmp_path / "nope.conf"))
+    assert r.returncode != 0
+    assert "nope.conf" in r.stdout + r.stderr
+
+
+def test_start_with_bad_file_fails_and_names_line(tmp_path):
+    path = bad_config(tmp_path, {3: "Idle_Time = -5"})
+    r = run("-c", str(path), timeout=20)
+    assert r.returncode != 0
+    assert f"{path}:3:" in r.stdout + r.stderr, r.stdout + r.stderr
