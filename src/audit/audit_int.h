@@ -1,0 +1,157 @@
+/*
+ * audit_int: the audit module's private pieces, shared by its .c files only.
+ *
+ *   pool   - chunked arrays of fixed-size nodes addressed by 32-bit index
+ *            (index 0 is "none"); chunks never move, so a pointer to a node
+ *            stays valid while other nodes are allocated. Freed nodes go on a
+ *            free list; when the last live node is freed every chunk is
+ *            returned to malloc, so an idle pool holds no memory.
+ *   key    - an address as four 32-bit words in host order (word 0 holds the
+ *            most significant bits; IPv4 uses word 0 only), so that prefix
+ *            comparisons are one XOR and one count-leading-zeros per word.
+ *   live   - the live gauge trie (live.c).
+ *   wtrie  - the windowed tries for monitors and named series (window.c).
+ *
+ * Nothing here is visible outside src/audit/.
+ */
+#ifndef MX_AUDIT_AUDIT_INT_H
+#define MX_AUDIT_AUDIT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/ipaddr.h"
+
+#define AUDIT_CHUNK_SHIFT 12u
+#define AUDIT_CHUNK_NODES (1u << AUDIT_CHUNK_SHIFT)
+#define AUDIT_MAX_DEPTH 130 /* 128 bits + the root + one split */
+
+struct audit_pool {
+	size_t elem;             /* bytes per node, a multiple of 4 */
+	unsigned char **chunks;  /* each AUDIT_CHUNK_NODES * elem bytes */
+	uint32_t nchunks, capchunks;
+	uint32_t next;           /* first never-used index */
+	uint32_t free_head;      /* free list, linked through the first word */
+	uint32_t nfree;
+	uint32_t live;           /* nodes in use */
+};
+
+static inline void *audit_pool_at(const struct audit_pool *p, uint32_t i)
+{
+	return p->chunks[i >> AUDIT_CHUNK_SHIFT] +
+	       (size_t)(i & (AUDIT_CHUNK_NODES - 1)) * p->elem;
+}
+
+/* An empty pool of `elem`-byte nodes (no memory until the first alloc). */
+void audit_pool_init(struct audit_pool *p, size_t elem);
+/* Make sure the next `n` audit_pool_alloc calls succeed; false when OOM. */
+bool audit_pool_reserve(struct audit_pool *p, uint32_t n);
+/* A zeroed node; only after a successful reserve (aborts otherwise). */
+uint32_t audit_pool_alloc(struct audit_pool *p);
+/* Give a node back; the whole pool is released when none is left. */
+void audit_pool_free(struct audit_pool *p, uint32_t i);
+/* Bytes held from malloc. */
+size_t audit_pool_bytes(const struct audit_pool *p);
+void audit_pool_release(struct audit_pool *p);
+
+/* Address to key words; returns 32 or 128 (the family's bit count). */
+unsigned audit_key_from(const struct ip_addr *a, uint32_t key[4]);
+/* Key words back to an address of family fam. */
+void audit_key_to(const uint32_t key[4], enum ip_family fam, struct ip_addr *out);
+
+static inline unsigned audit_key_bit(const uint32_t key[4], unsigned b)
+{
+	return (key[b >> 5] >> (31 - (b & 31))) & 1u;
+}
+
+/* Length of the common prefix of a and b, at most `limit` bits. */
+static inline unsigned audit_key_cpl(const uint32_t *a, const uint32_t *b,
+                                     unsigned limit)
+{
+	for (unsigned w = 0; w * 32 < limit; w++) {
+		uint32_t x = a[w] ^ b[w];
+		if (x != 0) {
+			unsigned r = w * 32 + (unsigned)__builtin_clz(x);
+			return r < limit ? r : limit;
+		}
+	}
+	return limit;
+}
+
+/* Zero the bits of key after the first plen. */
+void audit_key_mask(uint32_t key[4], unsigned plen);
+
+/* ---- live gauge (live.c) ---- */
+
+/* One trie node: a block (key/plen) and the sessions open inside it. A node
+ * with plen == the family's bits is a leaf (one address); any other node has
+ * exactly two children. 32 bytes. */
+struct audit_live_node {
+	uint32_t key[4];
+	uint32_t child[2];
+	uint32_t count;
+	uint32_t plen;
+};
+
+struct audit_live_trie {
+	uint32_t root[2]; /* [0] IPv4, [1] IPv6 */
+	uint64_t leaves;  /* addresses in this trie */
+};
+
+/* Add one session for `key`. The caller reserved 2 nodes in `pool`. */
+void audit_live_trie_add(struct audit_pool *pool, struct audit_live_trie *t,
+                         const uint32_t key[4], unsigned bits);
+/* Remove one session; aborts when the address has none (broken pairing). */
+void audit_live_trie_remove(struct audit_pool *pool, struct audit_live_trie *t,
+                            const uint32_t key[4], unsigned bits);
+/* Sessions inside key/plen (key masked). */
+uint64_t audit_live_trie_count(const struct audit_pool *pool,
+                               const struct audit_live_trie *t,
+                               const uint32_t key[4], unsigned bits,
+                               unsigned plen);
+
+/* Visit every block at prefix `plen` with sessions open (one call per block,
+ * in address order). Costs a walk over the nodes above that depth. */
+typedef void (*audit_live_visit_fn)(void *arg, const uint32_t key[4], uint64_t count);
+void audit_live_trie_blocks(const struct audit_pool *pool,
+                            const struct audit_live_trie *t, unsigned bits,
+                            unsigned plen, audit_live_visit_fn fn, void *arg);
+
+/* ---- windowed tries (window.c) ---- */
+
+struct audit_wseries {
+	unsigned window_s;  /* W */
+	unsigned nwin;      /* N */
+	unsigned ncounters; /* counters per window */
+	uint64_t window_ms; /* W * 1000 */
+	size_t off;         /* byte offset of this series' data in a node */
+};
+
+struct audit_wtrie;
+
+/* A trie holding `nseries` series per address, capped at `cap` addresses. */
+struct audit_wtrie *audit_wtrie_create(const struct audit_wseries *series,
+                                       size_t nseries, size_t cap);
+void audit_wtrie_destroy(struct audit_wtrie *t);
+/* Add `amount` to counter `c` of every series for `a`, in the window of
+ * now_ms. Evicts the least recently seen address at the cap. False on OOM. */
+bool audit_wtrie_add(struct audit_wtrie *t, const struct ip_addr *a,
+                     unsigned c, uint64_t amount, uint64_t now_ms);
+/* Counter c of series s, window w (0 = current at now_ms), summed over the
+ * block net/plen. */
+uint64_t audit_wtrie_window(const struct audit_wtrie *t, size_t s, unsigned c,
+                            const struct ip_addr *net, unsigned plen,
+                            unsigned w, uint64_t now_ms);
+/* Sum of windows start..end of that counter over the block. */
+uint64_t audit_wtrie_sum(const struct audit_wtrie *t, size_t s, unsigned c,
+                         const struct ip_addr *net, unsigned plen,
+                         unsigned start, unsigned end, uint64_t now_ms);
+/* Evict up to `budget` addresses whose every window has expired (LRU tail
+ * first); returns how many entries were looked at. */
+unsigned audit_wtrie_expire(struct audit_wtrie *t, uint64_t now_ms, unsigned budget);
+size_t audit_wtrie_tracked(const struct audit_wtrie *t);
+uint64_t audit_wtrie_evictions(const struct audit_wtrie *t);
+size_t audit_wtrie_bytes(const struct audit_wtrie *t);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * pool: chunked node storage for the audit tries, and the address keys.
+ *
+ * Nodes live in chunks of AUDIT_CHUNK_NODES, addressed by a 32-bit index
+ * (index 0 is never handed out, so 0 means "no node"). A chunk never moves,
+ * so growing the pool costs one malloc of a chunk and never copies nodes: no
+ * latency spike in the event loop at a million entries. Freed nodes are kept
+ * on a free list and reused; when the last node is freed every chunk goes
+ * back to malloc, so a pool that empties holds nothing.
+ */
+#include "audit/audit_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void audit_pool_init(struct audit_pool *p, size_t elem)
+{
+	memset(p, 0, sizeof *p);
+	p->elem = elem;
+	p->next = 1;
+}
+
+void audit_pool_release(struct audit_pool *p)
+{
+	for (uint32_t i = 0; i < p->nchunks; i++)
+		free(p->chunks[i]);
+	free(p->chunks);
+	audit_pool_init(p, p->elem);
+}
+
+bool audit_pool_reserve(struct audit_pool *p, uint32_t n)
+{
+	for (;;) {
+		uint64_t slots = (uint64_t)p->nchunks * AUDIT_CHUNK_NODES;
+		if (p->nfree + (slots > p->next ? slots - p->next : 0) >= n)
+			return true;
+		if (p->nchunks >= (UINT32_MAX >> AUDIT_CHUNK_SHIFT))
+			return false;
+		if (p->nchunks == p->capchunks) {
+			uint32_t cap = p->capchunks ? p->capchunks * 2 : 8;
+			unsigned char **c = realloc(p->chunks, cap * sizeof *c);
+			if (c == NULL)
+				return false;
+			p->chunks = c;
+			p->capchunks = cap;
+		}
+		unsigned char *chunk = malloc(AUDIT_CHUNK_NODES * p->elem);
+		if (chunk == NULL)
+			return false;
+		p->chunks[p->nchunks++] = chunk;
+	}
+}
+
+uint32_t audit_pool_alloc(struct audit_pool *p)
+{
+	uint32_t i;
+
+	if (p->free_head != 0) {
+		i = p->free_head;
+		memcpy(&p->free_head, audit_pool_at(p, i), sizeof(uint32_t));
+		p->nfree--;
+	} else {
+		if ((uint64_t)p->next >= (uint64_t)p->nchunks * AUDIT_CHUNK_NODES)
+			abort(); /* caller skipped audit_pool_reserve */
+		i = p->next++;
+	}
+	memset(audit_pool_at(p, i), 0, p->elem);
+	p->live++;
+	return i;
+}
+
+void audit_pool_free(struct audit_pool *p, uint32_t i)
+{
+	if (i == 0 || p->live == 0)
+		abort();
+	if (--p->live == 0) {
+		audit_pool_release(p);
+		return;
+	}
+	memcpy(audit_pool_at(p, i), &p->free_head, sizeof(uint32_t));
+	p->free_head = i;
+	p->nfree++;
+}
+
+size_t audit_pool_bytes(const struct audit_pool *p)
+{
+	return (size_t)p->nchunks * AUDIT_CHUNK_NODES * p->elem +
+	       p->capchunks * sizeof *p->chunks;
+}
+
+unsigned audit_key_from(const struct ip_addr *a, uint32_t key[4])
+{
+	for (unsigned w = 0; w < 4; w++)
+		key[w] = (uint32_t)a->bytes[4 * w] << 24 | (uint32_t)a->bytes[4 * w + 1] << 16 |
+		         (uint32_t)a->bytes[4 * w + 2] << 8 | a->bytes[4 * w + 3];
+	if (a->family == IP_V4) {
+		key[1] = key[2] = key[3] = 0;
+		return 32;
+	}
+	return 128;
+}
+
+void audit_key_to(const uint32_t key[4], enum ip_family fam, struct ip_addr *out)
+{
+	memset(out, 0, sizeof *out);
+	out->family = (uint8_t)fam;
+	for (unsigned w = 0; w < (fam == IP_V4 ? 1u : 4u); w++) {
+		out->bytes[4 * w] = (uint8_t)(key[w] >> 24);
+		out->bytes[4 * w + 1] = (uint8_t)(key[w] >> 16);
+		out->bytes[4 * w + 2] = (uint8_t)(key[w] >> 8);
+		out->bytes[4 * w + 3] = (uint8_t)key[w];
+	}
+}
+
+void audit_key_mask(uint32_t key[4], unsigned plen)
+{
+	for (unsigned w = 0; w < 4; w++) {
+		unsigned lo = w * 32;
+		if (plen >= lo + 32)
+			continue;
+		key[w] = plen <= lo ? 0 : key[w] & ~(UINT32_MAX >> (plen - lo));
+	}
+}

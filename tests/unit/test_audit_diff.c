@@ -1,0 +1,221 @@
+/*
+ * Randomized differential test of the audit live gauge against a naive
+ * reference (a flat list of open sessions, scanned for every query).
+ *
+ * Seeded and reproducible: the seed is printed; AUDIT_SEED=N replays one.
+ * AUDIT_OPS=N sets the number of operations (default 3 million, 300 thousand
+ * under sanitizers). Addresses come from a few small clusters so that
+ * queries at every prefix hit non-zero counts often.
+ */
+#include "unit.h"
+#include "audit/audit.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define DEFAULT_OPS 300000UL
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DEFAULT_OPS 300000UL
+#endif
+#endif
+#ifndef DEFAULT_OPS
+#define DEFAULT_OPS 3000000UL
+#endif
+
+#define MAX_OPEN 600
+#define NLISTENERS 4
+
+struct ref_session {
+	struct ip_addr addr;
+	unsigned listener;
+};
+
+static struct ref_session open_s[MAX_OPEN];
+static size_t nopen;
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	/* splitmix64: tiny, good enough, reproducible everywhere */
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* A clustered random address; sometimes an IPv4 one written v4-mapped. */
+static struct ip_addr rand_addr(bool *mapped)
+{
+	struct ip_addr a = {0};
+	uint64_t r = rnd();
+	*mapped = false;
+	switch (r % 6) {
+	case 0: /* 192.0.2.0/28 */
+		a.family = IP_V4;
+		a.bytes[0] = 192, a.bytes[2] = 2, a.bytes[3] = (uint8_t)((r >> 8) & 15);
+		break;
+	case 1: /* 10.{0,1,128}.{0..3}.x */
+		a.family = IP_V4;
+		a.bytes[0] = 10;
+		a.bytes[1] = (uint8_t)((uint8_t[]){0, 1, 128})[(r >> 8) % 3];
+		a.bytes[2] = (uint8_t)((r >> 16) & 3);
+		a.bytes[3] = (uint8_t)(r >> 24);
+		break;
+	case 2: /* anywhere in IPv4, rarely repeated */
+		a.family = IP_V4;
+		for (int i = 0; i < 4; i++)
+			a.bytes[i] = (uint8_t)(r >> (8 + 8 * i));
+		break;
+	case 3: /* 2001:db8:0:{0,1}::{0..15} */
+		a.family = IP_V6;
+		a.bytes[0] = 0x20, a.bytes[1] = 0x01, a.bytes[2] = 0x0d, a.bytes[3] = 0xb8;
+		a.bytes[7] = (uint8_t)((r >> 8) & 1);
+		a.bytes[15] = (uint8_t)((r >> 9) & 15);
+		break;
+	case 4: /* 2001:db8:{0..3}:x:random low bits in a few nibbles */
+		a.family = IP_V6;
+		a.bytes[0] = 0x20, a.bytes[1] = 0x01, a.bytes[2] = 0x0d, a.bytes[3] = 0xb8;
+		a.bytes[5] = (uint8_t)((r >> 8) & 3);
+		a.bytes[6] = (uint8_t)(r >> 16);
+		a.bytes[12] = (uint8_t)(r >> 24);
+		a.bytes[15] = (uint8_t)((r >> 32) & 7);
+		a.bytes[8] = (uint8_t)(r >> 40) & 0x80;
+		break;
+	default: /* fd00::/8 and ::/8 edge of the space, or a mapped IPv4 */
+		if ((r >> 8) & 1) {
+			a.family = IP_V6;
+			a.bytes[0] = (r >> 9) & 1 ? 0xfd : 0x00;
+			a.bytes[15] = (uint8_t)((r >> 10) & 3);
+			a.bytes[14] = (uint8_t)((r >> 12) & 1);
+		} else {
+			a.family = IP_V6;
+			a.bytes[10] = a.bytes[11] = 0xff;
+			a.bytes[12] = 192, a.bytes[14] = 2, a.bytes[15] = (uint8_t)((r >> 16) & 15);
+			*mapped = true;
+		}
+		break;
+	}
+	return a;
+}
+
+static struct ip_addr fold(struct ip_addr a)
+{
+	if (a.family == IP_V6 && a.bytes[10] == 0xff && a.bytes[11] == 0xff &&
+	    !a.bytes[0] && !a.bytes[1] && !a.bytes[2] && !a.bytes[3] && !a.bytes[4] &&
+	    !a.bytes[5] && !a.bytes[6] && !a.bytes[7] && !a.bytes[8] && !a.bytes[9]) {
+		struct ip_addr v = {.family = IP_V4};
+		memcpy(v.bytes, a.bytes + 12, 4);
+		return v;
+	}
+	return a;
+}
+
+static uint64_t ref_count(const struct ip_addr *net, unsigned prefix, int listener)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < nopen; i++)
+		if ((listener < 0 || (unsigned)listener == open_s[i].listener) &&
+		    ip_addr_in_block(&open_s[i].addr, net, prefix))
+			n++;
+	return n;
+}
+
+static unsigned long env_ul(const char *name, unsigned long dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? strtoul(v, NULL, 0) : dflt;
+}
+
+UNIT_TEST(live_differential)
+{
+	uint64_t seed = env_ul("AUDIT_SEED", 0);
+	unsigned long ops = env_ul("AUDIT_OPS", DEFAULT_OPS);
+	unsigned long queries = 0, nonzero = 0, mismatches = 0;
+	struct audit *a = audit_create(NULL);
+
+	if (seed == 0) {
+		FILE *f = fopen("/dev/urandom", "rb");
+		if (f == NULL || fread(&seed, sizeof seed, 1, f) != 1)
+			seed = 12345;
+		if (f)
+			fclose(f);
+		seed |= 1;
+	}
+	printf("live_differential: AUDIT_SEED=%" PRIu64 " AUDIT_OPS=%lu\n", seed, ops);
+	rng_state = seed;
+	CHECK(a != NULL);
+	if (a == NULL)
+		return;
+	nopen = 0;
+	for (unsigned long op = 0; op < ops && mismatches < 10; op++) {
+		uint64_t r = rnd() % 100;
+		bool mapped;
+		if (r < 30 && nopen < MAX_OPEN) {
+			struct ip_addr c = rand_addr(&mapped);
+			unsigned l = (unsigned)(rnd() % NLISTENERS);
+			if (!audit_live_add(a, &c, l)) {
+				CHECK(!"audit_live_add failed");
+				break;
+			}
+			open_s[nopen].addr = fold(c);
+			open_s[nopen++].listener = l;
+		} else if (r < 60 && nopen > 0) {
+			size_t i = (size_t)(rnd() % nopen);
+			audit_live_remove(a, &open_s[i].addr, open_s[i].listener);
+			open_s[i] = open_s[--nopen];
+		} else {
+			/* Query around an open session half the time. */
+			struct ip_addr q;
+			if (nopen > 0 && (rnd() & 1))
+				q = open_s[rnd() % nopen].addr;
+			else
+				q = fold(rand_addr(&mapped));
+			unsigned bits = ip_addr_bits(&q);
+			unsigned prefix = (unsigned)(rnd() % (bits + 1));
+			int listener = (int)(rnd() % (NLISTENERS + 2)) - 1;
+			if (listener == NLISTENERS)
+				listener = AUDIT_ANY_LISTENER;
+			ip_addr_mask(&q, prefix);
+			uint64_t got = audit_live_count(a, &q, prefix, listener);
+			uint64_t want = ref_count(&q, prefix, listener);
+			queries++;
+			nonzero += want != 0;
+			if (got != want) {
+				char t[IP_ADDR_TEXT_MAX];
+				mismatches++;
+				fprintf(stderr, "op %lu: %s/%u listener %d: got %" PRIu64
+				        " want %" PRIu64 "\n", op, ip_addr_format(&q, t, sizeof t),
+				        prefix, listener, got, want);
+			}
+		}
+		if (op % 4096 == 0) {
+			struct audit_stats st;
+			audit_get_stats(a, &st);
+			CHECK_EQ(st.live_sessions, nopen);
+		}
+	}
+	CHECK_EQ(mismatches, 0);
+	printf("live_differential: %lu queries, %lu non-zero\n", queries, nonzero);
+	CHECK(nonzero > queries / 4);
+	while (nopen > 0) {
+		nopen--;
+		audit_live_remove(a, &open_s[nopen].addr, open_s[nopen].listener);
+	}
+	struct audit_stats st, empty;
+	audit_get_stats(a, &st);
+	CHECK_EQ(st.live_sessions, 0);
+	CHECK_EQ(st.live_addresses, 0);
+	struct audit *fresh = audit_create(NULL);
+	audit_get_stats(fresh, &empty);
+	/* Memory shrank back: only the per-listener root array remains. */
+	CHECK(st.bytes <= empty.bytes + 256);
+	audit_destroy(fresh);
+	audit_destroy(a);
+}
+
+int main(void)
+{
+	return unit_run();
+}
