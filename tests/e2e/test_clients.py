@@ -127,7 +127,7 @@ def test_null_sender_and_case_of_domain(mx):
 def test_swaks(mx, tmp_path, family):
     body = "\n".join(["From: swaks@example.test", "To: dave@example.test", "Subject: swaks",
                       f"Message-ID: <swaks-{family}@e2e.test>", "", "hello from swaks",
-                      "second line", "END-OF-BODY"]) + "\n"
+                      "second line", "END-OF-BODY"])  # swaks adds the final CRLF
     f = tmp_path / "data.eml"
     f.write_text(body)
     server = f"[::1]:{mx.port6}" if family == "ipv6" else f"127.0.0.1:{mx.port}"
@@ -144,6 +144,7 @@ def test_swaks(mx, tmp_path, family):
     raws = mx.wait_messages("dave@example.test", 1)
     assert len(raws) == 1
     check_delivered(raws[0], "swaks@example.test", "::1" if family == "ipv6" else "127.0.0.1",
-                    body.replace("\n", "\r\n").encode(), tls=family == "starttls")
+                    (body + "\n").replace("\n", "\r\n").encode(),
+                    tls=family == "starttls")
     head = parse_message(raws[0]).get_all("Received")[0]
     assert "swaks.e2e.test" in head, f"HELO name not in the Received header: {head}"
