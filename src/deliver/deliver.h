@@ -69,6 +69,21 @@ void deliver_clean_tmp(const struct mx_config *cfg);
 /* Finish queued jobs, stop workers, free. */
 void deliver_destroy(struct deliver *d);
 
+/* Free a job and everything it points to (mail_from, rcpts and their
+ * strings, data: all malloc'ed by the session). */
 void deliver_job_free(struct deliver_job *job);
+
+/* Maildir naming, exposed for tests and tools. One path component: ASCII
+ * lower-cased, unsafe bytes and a leading '.' as %XX, "" as "%". False when
+ * it does not fit in len. */
+bool deliver_maildir_component(const char *in, char *out, size_t len);
+
+/* ROOT/<domain>/<local> for a recipient (one trailing dot of the domain
+ * dropped). False when it does not fit. */
+bool deliver_maildir_path(const char *root, const struct deliver_rcpt *rcpt,
+                          char *out, size_t len);
+
+/* deliver_clean_tmp's work for one root, without logging: files removed. */
+size_t deliver_clean_tmp_count(const char *root);
 
 #endif

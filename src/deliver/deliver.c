@@ -1,0 +1,1113 @@
+/*
+ * deliver: Maildir with group commit, or relay to a downstream MTA, on
+ * worker threads; completions come back to the event loop through a pipe.
+ *
+ * Threads. The loop thread submits jobs to one queue (mutex + condvar).
+ * Each worker takes every waiting job at once (up to DELIVER_BATCH_MAX) and
+ * treats them as one batch. Finished jobs go to a done list; the worker that
+ * makes that list non-empty writes one byte to a self-pipe, and a libevent
+ * read event on the pipe runs the `done` callbacks on the loop thread. A pipe
+ * rather than event_active() from the worker, so this does not depend on the
+ * daemon having called evthread_use_pthreads() before creating the base.
+ *
+ * Maildir batch (Fsync = true), in this order, which is what makes "250 means
+ * durable" true:
+ *   1. per job: write the message once into the first mailbox's tmp/, hard
+ *      link it into the other mailboxes' tmp/ (copy if link() fails);
+ *   2. fsync every written file (one per job: the links share the inode);
+ *   3. rename every tmp/ name into new/;
+ *   4. fsync each touched new/ directory once for the whole batch;
+ *   5. only then post the completions.
+ * A crash before 4 leaves at worst files in tmp/ (removed at start by
+ * deliver_clean_tmp) or complete files in new/ that nobody saw a 250 for
+ * (a duplicate, never a loss, never a partial file in new/).
+ *
+ * Failure is all-or-nothing per job: if any of its mailboxes fails, every
+ * file this job made (tmp/ or new/) is unlinked and the job is TEMPFAIL. A
+ * file placed in new/ by an earlier job is never touched.
+ *
+ * Paths: MAILDIR/<domain>/<local>/ with both parts ASCII-lower-cased (most
+ * MXs fold local parts although RFC 5321 calls them case-sensitive; folding
+ * keeps "Bob" and "bob" in one mailbox) and every byte outside
+ * [a-z0-9] and !#$&'*+-=?^_`{|}~. written as %XX, '%' included, plus a
+ * leading '.' (so "." and ".." and hidden names cannot occur), '/' and NUL
+ * never reach the filesystem. Bytes >= 0x80 (UTF-8) are kept. Files are
+ * stored with LF line ends, as Maildir readers expect; S= is their size.
+ */
+#include "deliver/deliver.h"
+
+#include "conf/config.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* A worker takes at most this many jobs per batch: bounds open files. */
+#define DELIVER_BATCH_MAX 256
+/* Timeouts towards the downstream MTA, seconds: shorter than RFC 5321
+ * §4.5.3.2 (5/5/3/10 minutes) because a client is waiting for our reply. */
+#define RELAY_CONNECT_TIMEOUT 20
+#define RELAY_REPLY_TIMEOUT 60
+#define RELAY_FINAL_TIMEOUT 120
+
+struct relay_conn {
+	int fd;                 /* -1 when closed */
+	bool has_8bitmime;
+	bool has_smtputf8;
+	char buf[8192];         /* reply bytes read but not consumed */
+	size_t len;
+};
+
+struct worker {
+	struct deliver *d;
+	pthread_t tid;
+	struct relay_conn rc;
+};
+
+struct deliver {
+	struct event_base *base;
+	/* copies of the config values this needs: a reload frees the old one */
+	enum mx_delivery mode;
+	char *maildir;
+	bool fsync;
+	char *relay_host;
+	char relay_port[8];
+	char *relay_name;       /* "host:port" for messages */
+	char *helo_name;
+	char unique_host[256];  /* hostname with '/' and ':' escaped */
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct deliver_job *queue, **queue_tail;
+	struct deliver_job *done, **done_tail;
+	bool stopping;
+
+	int pipe_rd, pipe_wr;
+	struct event *pipe_ev;
+
+	struct worker *workers;
+	unsigned nworkers;
+	atomic_uint_fast64_t counter; /* Q part of unique names */
+};
+
+/* ---- small helpers ---- */
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *r = calloc(n ? n : 1, size ? size : 1);
+	if (r == NULL)
+		abort();
+	return r;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *r = strdup(s);
+	if (r == NULL)
+		abort();
+	return r;
+}
+
+static void set_detail(struct deliver_job *job, enum deliver_status st,
+                       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_detail(struct deliver_job *job, enum deliver_status st,
+                       const char *fmt, ...)
+{
+	va_list ap;
+	job->status = st;
+	va_start(ap, fmt);
+	vsnprintf(job->detail, sizeof job->detail, fmt, ap);
+	va_end(ap);
+}
+
+static bool safe_byte(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80)
+		return true;
+	return c != '\0' && strchr("!#$&'*+-=?^_`{|}~.", c) != NULL;
+}
+
+/* Encode one path component (see the header comment). Returns false when the
+ * result does not fit in `len`. An empty input becomes "%" (no other
+ * encoding is a lone '%', so the mapping stays one-to-one). */
+bool deliver_maildir_component(const char *in, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	if (*in == '\0') {
+		if (len < 2)
+			return false;
+		strcpy(out, "%");
+		return true;
+	}
+	for (size_t i = 0; in[i]; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		if (safe_byte(c) && !(i == 0 && c == '.')) {
+			if (o + 2 > len)
+				return false;
+			out[o++] = (char)c;
+		} else {
+			if (o + 4 > len)
+				return false;
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return true;
+}
+
+bool deliver_maildir_path(const char *root, const struct deliver_rcpt *rcpt,
+                          char *out, size_t len)
+{
+	char dom[NAME_MAX + 1], loc[NAME_MAX + 1];
+	char d[NAME_MAX + 1];
+	size_t dl = strlen(rcpt->domain);
+
+	/* one trailing dot of the domain is not part of the name */
+	if (dl > 0 && rcpt->domain[dl - 1] == '.')
+		dl--;
+	if (dl >= sizeof d)
+		return false;
+	memcpy(d, rcpt->domain, dl);
+	d[dl] = '\0';
+	if (!deliver_maildir_component(d, dom, sizeof dom) ||
+	    !deliver_maildir_component(rcpt->local, loc, sizeof loc))
+		return false;
+	int n = snprintf(out, len, "%s/%s/%s", root, dom, loc);
+	return n > 0 && (size_t)n < len;
+}
+
+static bool fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return ok;
+}
+
+static void parent_of(const char *path, char *out, size_t len)
+{
+	snprintf(out, len, "%s", path);
+	char *s = strrchr(out, '/');
+	if (s == out)
+		s[1] = '\0';
+	else if (s)
+		*s = '\0';
+	else
+		snprintf(out, len, ".");
+}
+
+/* mkdir -p with mode 0700; when `sync`, fsync the parent of every folder
+ * created so the new names survive a crash. */
+static bool mkdir_p(const char *path, bool sync)
+{
+	char buf[PATH_MAX], parent[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof buf) {
+		errno = ENAMETOOLONG;
+		return false;
+	}
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char save = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) == 0) {
+			if (sync) {
+				parent_of(buf, parent, sizeof parent);
+				if (!fsync_dir(parent))
+					return false;
+			}
+		} else if (errno != EEXIST) {
+			return false;
+		} else {
+			struct stat st;
+			if (stat(buf, &st) != 0)
+				return false;
+			if (!S_ISDIR(st.st_mode)) {
+				errno = ENOTDIR;
+				return false;
+			}
+		}
+		buf[i] = save;
+	}
+	return true;
+}
+
+/* MBOX/{tmp,new,cur}, created on demand. */
+static bool make_maildir(const char *mbox, bool sync)
+{
+	char sub[PATH_MAX];
+	static const char *const subs[] = {"tmp", "new", "cur"};
+	bool created = false;
+
+	if (!mkdir_p(mbox, sync))
+		return false;
+	for (int i = 0; i < 3; i++) {
+		if (snprintf(sub, sizeof sub, "%s/%s", mbox, subs[i]) >= (int)sizeof sub) {
+			errno = ENAMETOOLONG;
+			return false;
+		}
+		if (mkdir(sub, 0700) == 0)
+			created = true;
+		else if (errno != EEXIST)
+			return false;
+	}
+	return !(created && sync && !fsync_dir(mbox));
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* The message with CRLF turned into LF (Maildir files use LF). */
+static char *to_lf(const char *data, size_t len, size_t *out_len)
+{
+	char *out = malloc(len ? len : 1);
+	size_t o = 0;
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
+			continue;
+		out[o++] = data[i];
+	}
+	*out_len = o;
+	return out;
+}
+
+/* ---- Maildir batch ---- */
+
+struct mbox_file {
+	char *mbox;     /* MAILDIR/domain/local */
+	char *tmp;      /* its tmp/NAME */
+	char *new_;     /* its new/NAME */
+	bool in_tmp, in_new;
+};
+
+struct job_work {
+	struct deliver_job *job;
+	struct mbox_file *files;
+	size_t nfiles;
+	int fd;          /* the written file, open until fsynced */
+	bool failed;
+};
+
+/* Undo everything this job made (all-or-nothing). */
+static void job_rollback(struct job_work *w)
+{
+	if (w->fd >= 0) {
+		close(w->fd);
+		w->fd = -1;
+	}
+	for (size_t i = 0; i < w->nfiles; i++) {
+		struct mbox_file *f = &w->files[i];
+		if (f->in_tmp && unlink(f->tmp) == 0)
+			f->in_tmp = false;
+		if (f->in_new && unlink(f->new_) == 0)
+			f->in_new = false;
+	}
+	w->failed = true;
+}
+
+static void job_fail(struct job_work *w, const char *what, const char *path, int err)
+{
+	set_detail(w->job, DELIVER_TEMPFAIL, "maildir %s %s: %s", what, path, strerror(err));
+	job_rollback(w);
+}
+
+/* Phase 1 for one job: files in tmp/ of every distinct mailbox. */
+static void job_write(struct deliver *d, struct job_work *w)
+{
+	struct deliver_job *job = w->job;
+	char path[PATH_MAX], name[512];
+	size_t lf_len = 0;
+	char *lf = NULL;
+
+	w->fd = -1;
+	w->files = xcalloc(job->nrcpts, sizeof *w->files);
+	for (size_t i = 0; i < job->nrcpts; i++) {
+		if (!deliver_maildir_path(d->maildir, &job->rcpts[i], path, sizeof path)) {
+			set_detail(job, DELIVER_PERMFAIL, "maildir: mailbox path too long");
+			job_rollback(w);
+			return;
+		}
+		bool dup = false;
+		for (size_t k = 0; k < w->nfiles && !dup; k++)
+			dup = strcmp(w->files[k].mbox, path) == 0;
+		if (!dup)
+			w->files[w->nfiles++].mbox = xstrdup(path);
+	}
+	if (w->nfiles == 0) {
+		set_detail(job, DELIVER_PERMFAIL, "no recipients");
+		w->failed = true;
+		return;
+	}
+	lf = to_lf(job->data, job->len, &lf_len);
+	if (lf == NULL) {
+		set_detail(job, DELIVER_TEMPFAIL, "out of memory");
+		w->failed = true;
+		return;
+	}
+	for (size_t i = 0; i < w->nfiles; i++) {
+		struct mbox_file *f = &w->files[i];
+		for (int attempt = 0;; attempt++) {
+			struct timeval tv;
+			gettimeofday(&tv, NULL);
+			uint_fast64_t q = atomic_fetch_add(&d->counter, 1);
+			snprintf(name, sizeof name, "%lld.M%ldP%ldQ%llu.%s,S=%zu",
+			         (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+			         (unsigned long long)q, d->unique_host, lf_len);
+			free(f->tmp);
+			free(f->new_);
+			size_t n = strlen(f->mbox) + strlen(name) + 6;
+			f->tmp = xcalloc(n, 1);
+			f->new_ = xcalloc(n, 1);
+			snprintf(f->tmp, n, "%s/tmp/%s", f->mbox, name);
+			snprintf(f->new_, n, "%s/new/%s", f->mbox, name);
+
+			int r;
+			if (i == 0) {
+				r = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+				if (r >= 0)
+					w->fd = r;
+			} else {
+				r = link(w->files[0].tmp, f->tmp);
+				if (r != 0 && errno != EEXIST && errno != ENOENT) {
+					/* another filesystem, or no hard links: copy */
+					int fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+					r = fd < 0 ? -1 : 0;
+					if (fd >= 0) {
+						f->in_tmp = true;
+						bool ok = write_all(fd, lf, lf_len) &&
+						          (!d->fsync || fsync(fd) == 0);
+						int e = errno;
+						close(fd);
+						if (!ok) {
+							free(lf);
+							job_fail(w, "write", f->tmp, e);
+							return;
+						}
+					}
+				}
+			}
+			if (r >= 0) {
+				f->in_tmp = true;
+				break;
+			}
+			int e = errno;
+			if (e == ENOENT && attempt < 2) {
+				if (make_maildir(f->mbox, d->fsync))
+					continue;
+				e = errno;
+			} else if (e == EEXIST && attempt < 5) {
+				continue;
+			}
+			free(lf);
+			job_fail(w, i == 0 ? "create" : "link", f->tmp, e);
+			return;
+		}
+		if (i == 0 && !write_all(w->fd, lf, lf_len)) {
+			int e = errno;
+			free(lf);
+			job_fail(w, "write", f->tmp, e);
+			return;
+		}
+	}
+	free(lf);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void batch_maildir(struct deliver *d, struct deliver_job *jobs)
+{
+	size_t n = 0;
+	for (struct deliver_job *j = jobs; j; j = j->next)
+		n++;
+	struct job_work *w = xcalloc(n, sizeof *w);
+	size_t i = 0;
+	for (struct deliver_job *j = jobs; j; j = j->next, i++) {
+		w[i].job = j;
+		j->status = DELIVER_OK;
+		j->detail[0] = '\0';
+		job_write(d, &w[i]);
+	}
+	/* 2: fsync each written file */
+	for (i = 0; i < n; i++) {
+		if (w[i].failed)
+			continue;
+		if (d->fsync && fsync(w[i].fd) != 0) {
+			job_fail(&w[i], "fsync", w[i].files[0].tmp, errno);
+			continue;
+		}
+		if (close(w[i].fd) != 0) {
+			w[i].fd = -1;
+			job_fail(&w[i], "close", w[i].files[0].tmp, errno);
+			continue;
+		}
+		w[i].fd = -1;
+	}
+	/* 3: rename into new/ */
+	size_t ndirs = 0;
+	for (i = 0; i < n; i++) {
+		if (w[i].failed)
+			continue;
+		for (size_t k = 0; k < w[i].nfiles; k++) {
+			struct mbox_file *f = &w[i].files[k];
+			if (rename(f->tmp, f->new_) != 0) {
+				job_fail(&w[i], "rename", f->tmp, errno);
+				break;
+			}
+			f->in_tmp = false;
+			f->in_new = true;
+		}
+		if (!w[i].failed)
+			ndirs += w[i].nfiles;
+	}
+	/* 4: fsync each touched new/ once */
+	if (d->fsync && ndirs > 0) {
+		char **dirs = xcalloc(ndirs, sizeof *dirs);
+		size_t nd = 0;
+		for (i = 0; i < n; i++)
+			if (!w[i].failed)
+				for (size_t k = 0; k < w[i].nfiles; k++)
+					dirs[nd++] = w[i].files[k].mbox;
+		qsort(dirs, nd, sizeof *dirs, cmp_str);
+		char path[PATH_MAX];
+		for (size_t k = 0; k < nd; k++) {
+			if (k > 0 && strcmp(dirs[k], dirs[k - 1]) == 0)
+				continue;
+			snprintf(path, sizeof path, "%s/new", dirs[k]);
+			if (fsync_dir(path))
+				continue;
+			int e = errno;
+			/* every job with a file there is in doubt: fail it */
+			for (i = 0; i < n; i++) {
+				if (w[i].failed)
+					continue;
+				for (size_t m = 0; m < w[i].nfiles; m++)
+					if (strcmp(w[i].files[m].mbox, dirs[k]) == 0) {
+						job_fail(&w[i], "fsync", path, e);
+						break;
+					}
+			}
+		}
+		free(dirs);
+	}
+	for (i = 0; i < n; i++) {
+		for (size_t k = 0; k < w[i].nfiles; k++) {
+			free(w[i].files[k].mbox);
+			free(w[i].files[k].tmp);
+			free(w[i].files[k].new_);
+		}
+		free(w[i].files);
+		if (w[i].fd >= 0)
+			close(w[i].fd);
+	}
+	free(w);
+}
+
+/* ---- relay ---- */
+
+static void relay_close(struct relay_conn *rc)
+{
+	if (rc->fd >= 0)
+		close(rc->fd);
+	rc->fd = -1;
+	rc->len = 0;
+}
+
+static void set_timeout(int fd, unsigned seconds)
+{
+	struct timeval tv = {.tv_sec = (time_t)seconds, .tv_usec = 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* Read one reply (all its lines). Returns the code, or -1 on a broken
+ * connection; `text` gets the last line. */
+static int relay_reply(struct relay_conn *rc, unsigned timeout, char *text, size_t tlen)
+{
+	set_timeout(rc->fd, timeout);
+	snprintf(text, tlen, "connection lost");
+	for (;;) {
+		char *nl = memchr(rc->buf, '\n', rc->len);
+		if (nl == NULL) {
+			if (rc->len == sizeof rc->buf) /* a line longer than any reply */
+				return -1;
+			ssize_t r = recv(rc->fd, rc->buf + rc->len, sizeof rc->buf - rc->len, 0);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				if (r < 0)
+					snprintf(text, tlen, "%s", errno == EAGAIN ? "timeout" : strerror(errno));
+				return -1;
+			}
+			rc->len += (size_t)r;
+			continue;
+		}
+		size_t ll = (size_t)(nl - rc->buf) + 1;
+		char line[1024];
+		size_t cl = ll < sizeof line ? ll : sizeof line - 1;
+		memcpy(line, rc->buf, cl);
+		line[cl] = '\0';
+		memmove(rc->buf, rc->buf + ll, rc->len - ll);
+		rc->len -= ll;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (strlen(line) < 3 || line[0] < '2' || line[0] > '5' ||
+		    line[1] < '0' || line[1] > '9' || line[2] < '0' || line[2] > '9') {
+			snprintf(text, tlen, "bad reply line");
+			return -1;
+		}
+		for (char *p = line; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+				*p = '?';
+		if (line[3] == '-') {
+			if (strncasecmp(line + 4, "8BITMIME", 8) == 0)
+				rc->has_8bitmime = true;
+			if (strncasecmp(line + 4, "SMTPUTF8", 8) == 0)
+				rc->has_smtputf8 = true;
+			continue;
+		}
+		if (strlen(line) > 4 && strncasecmp(line + 4, "8BITMIME", 8) == 0)
+			rc->has_8bitmime = true;
+		if (strlen(line) > 4 && strncasecmp(line + 4, "SMTPUTF8", 8) == 0)
+			rc->has_smtputf8 = true;
+		size_t l = strlen(line) < tlen ? strlen(line) : tlen - 1;
+		memcpy(text, line, l);
+		text[l] = '\0';
+		return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	}
+}
+
+static bool relay_send(struct relay_conn *rc, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(rc->fd, p, n, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static int relay_cmd(struct relay_conn *rc, const char *cmd, unsigned timeout,
+                     char *text, size_t tlen)
+{
+	set_timeout(rc->fd, timeout);
+	if (!relay_send(rc, cmd, strlen(cmd))) {
+		snprintf(text, tlen, "send: %s", strerror(errno));
+		return -1;
+	}
+	return relay_reply(rc, timeout, text, tlen);
+}
+
+static int connect_timeout(const struct addrinfo *ai, unsigned seconds)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	                ai->ai_protocol);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		if (errno != EINPROGRESS) {
+			close(fd);
+			return -1;
+		}
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		int err = 0;
+		socklen_t el = sizeof err;
+		int pr = poll(&pfd, 1, (int)seconds * 1000);
+		if (pr <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
+			close(fd);
+			errno = pr == 0 ? ETIMEDOUT : (err ? err : errno);
+			return -1;
+		}
+	}
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	return fd;
+}
+
+/* Connect, greeting, EHLO (HELO if refused). */
+static bool relay_open(struct deliver *d, struct relay_conn *rc, char *text, size_t tlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char cmd[600];
+	int code;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	int g = getaddrinfo(d->relay_host, d->relay_port, &hints, &res);
+	if (g != 0) {
+		snprintf(text, tlen, "resolve: %s", gai_strerror(g));
+		return false;
+	}
+	rc->fd = -1;
+	int e = 0;
+	for (struct addrinfo *ai = res; ai && rc->fd < 0; ai = ai->ai_next) {
+		rc->fd = connect_timeout(ai, RELAY_CONNECT_TIMEOUT);
+		e = errno;
+	}
+	freeaddrinfo(res);
+	if (rc->fd < 0) {
+		snprintf(text, tlen, "connect: %s", strerror(e));
+		return false;
+	}
+	rc->len = 0;
+	rc->has_8bitmime = rc->has_smtputf8 = false;
+	code = relay_reply(rc, RELAY_REPLY_TIMEOUT, text, tlen);
+	if (code != 220)
+		goto fail;
+	snprintf(cmd, sizeof cmd, "EHLO %s\r\n", d->helo_name);
+	code = relay_cmd(rc, cmd, RELAY_REPLY_TIMEOUT, text, tlen);
+	if (code >= 500 && code < 600) {
+		snprintf(cmd, sizeof cmd, "HELO %s\r\n", d->helo_name);
+		code = relay_cmd(rc, cmd, RELAY_REPLY_TIMEOUT, text, tlen);
+	}
+	if (code == 250)
+		return true;
+fail:
+	relay_close(rc);
+	return false;
+}
+
+static bool has_8bit(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			return true;
+	return false;
+}
+
+/* Send the message dot-stuffed, ending with CRLF.CRLF. */
+static bool relay_data(struct relay_conn *rc, const char *data, size_t len)
+{
+	size_t start = 0;
+	bool bol = true;
+
+	set_timeout(rc->fd, RELAY_REPLY_TIMEOUT);
+	for (size_t i = 0; i < len; i++) {
+		if (bol && data[i] == '.') {
+			if (!relay_send(rc, data + start, i - start) || !relay_send(rc, ".", 1))
+				return false;
+			start = i;
+		}
+		bol = data[i] == '\n';
+	}
+	if (!relay_send(rc, data + start, len - start))
+		return false;
+	if (len > 0 && !(len >= 2 && data[len - 2] == '\r' && data[len - 1] == '\n'))
+		if (!relay_send(rc, "\r\n", 2))
+			return false;
+	return relay_send(rc, ".\r\n", 3);
+}
+
+enum relay_outcome {
+	RELAY_DONE = 1,   /* status set from a reply */
+	RELAY_BROKEN,     /* the connection died: maybe retry on a fresh one */
+};
+
+static enum relay_outcome relay_one(struct deliver *d, struct relay_conn *rc,
+                                    struct deliver_job *job)
+{
+	char cmd[1200], text[512];
+	int code;
+	bool eight = has_8bit(job->data, job->len);
+	bool utf8 = has_8bit(job->mail_from, strlen(job->mail_from));
+	for (size_t i = 0; i < job->nrcpts; i++)
+		utf8 = utf8 || has_8bit(job->rcpts[i].local, strlen(job->rcpts[i].local)) ||
+		       has_8bit(job->rcpts[i].domain, strlen(job->rcpts[i].domain));
+
+	snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>%s%s\r\n", job->mail_from,
+	         eight && rc->has_8bitmime ? " BODY=8BITMIME" : "",
+	         utf8 && rc->has_smtputf8 ? " SMTPUTF8" : "");
+	code = relay_cmd(rc, cmd, RELAY_REPLY_TIMEOUT, text, sizeof text);
+	if (code < 0)
+		return RELAY_BROKEN;
+	if (code != 250)
+		goto refused;
+	for (size_t i = 0; i < job->nrcpts; i++) {
+		snprintf(cmd, sizeof cmd, "RCPT TO:<%s@%s>\r\n", job->rcpts[i].local,
+		         job->rcpts[i].domain);
+		code = relay_cmd(rc, cmd, RELAY_REPLY_TIMEOUT, text, sizeof text);
+		if (code < 0)
+			goto lost;
+		if (code != 250 && code != 251)
+			goto refused; /* all-or-nothing: one refusal fails the job */
+	}
+	code = relay_cmd(rc, "DATA\r\n", RELAY_REPLY_TIMEOUT, text, sizeof text);
+	if (code < 0)
+		goto lost;
+	if (code != 354)
+		goto refused;
+	if (!relay_data(rc, job->data, job->len)) {
+		snprintf(text, sizeof text, "send: %s", strerror(errno));
+		goto lost;
+	}
+	code = relay_reply(rc, RELAY_FINAL_TIMEOUT, text, sizeof text);
+	if (code < 0)
+		goto lost;
+	if (code != 250)
+		goto refused;
+	set_detail(job, DELIVER_OK, "relay %s: %s", d->relay_name, text);
+	return RELAY_DONE;
+refused:
+	set_detail(job, code >= 500 ? DELIVER_PERMFAIL : DELIVER_TEMPFAIL, "relay %s: %s",
+	           d->relay_name, text);
+	if (relay_cmd(rc, "RSET\r\n", RELAY_REPLY_TIMEOUT, text, sizeof text) != 250)
+		relay_close(rc);
+	return RELAY_DONE;
+lost:
+	/* after MAIL was accepted the transaction may have half-happened: no
+	 * retry, the client retries the whole message later */
+	set_detail(job, DELIVER_TEMPFAIL, "relay %s: %s", d->relay_name, text);
+	relay_close(rc);
+	return RELAY_DONE;
+}
+
+static void batch_relay(struct deliver *d, struct worker *wk, struct deliver_job *jobs)
+{
+	struct relay_conn *rc = &wk->rc;
+	char text[512];
+
+	for (struct deliver_job *j = jobs; j; j = j->next) {
+		j->detail[0] = '\0';
+		for (int attempt = 0; attempt < 2; attempt++) {
+			bool fresh = false;
+			if (rc->fd < 0) {
+				if (!relay_open(d, rc, text, sizeof text)) {
+					set_detail(j, DELIVER_TEMPFAIL, "relay %s: %s", d->relay_name, text);
+					break;
+				}
+				fresh = true;
+			}
+			if (relay_one(d, rc, j) == RELAY_DONE)
+				break;
+			/* a reused connection the downstream had closed: once more */
+			relay_close(rc);
+			set_detail(j, DELIVER_TEMPFAIL, "relay %s: connection lost", d->relay_name);
+			if (fresh)
+				break;
+		}
+	}
+}
+
+/* ---- threads and completions ---- */
+
+static void *worker_main(void *arg)
+{
+	struct worker *wk = arg;
+	struct deliver *d = wk->d;
+
+	for (;;) {
+		pthread_mutex_lock(&d->mu);
+		while (d->queue == NULL && !d->stopping)
+			pthread_cond_wait(&d->cv, &d->mu);
+		if (d->queue == NULL) {
+			pthread_mutex_unlock(&d->mu);
+			break;
+		}
+		/* take everything waiting, up to the batch cap */
+		struct deliver_job *batch = d->queue, *last = batch;
+		size_t n = 1;
+		while (last->next && n < DELIVER_BATCH_MAX) {
+			last = last->next;
+			n++;
+		}
+		d->queue = last->next;
+		if (d->queue == NULL)
+			d->queue_tail = &d->queue;
+		last->next = NULL;
+		pthread_mutex_unlock(&d->mu);
+
+		if (d->mode == MX_DELIVERY_RELAY)
+			batch_relay(d, wk, batch);
+		else
+			batch_maildir(d, batch);
+
+		pthread_mutex_lock(&d->mu);
+		bool was_empty = d->done == NULL;
+		*d->done_tail = batch;
+		d->done_tail = &last->next;
+		pthread_mutex_unlock(&d->mu);
+		if (was_empty) {
+			char c = 1;
+			while (write(d->pipe_wr, &c, 1) < 0 && errno == EINTR)
+				;
+			/* EAGAIN: the pipe already holds a wake-up; that is enough */
+		}
+	}
+	relay_close(&wk->rc);
+	return NULL;
+}
+
+/* Run the callbacks of every finished job (loop thread). */
+static void dispatch_done(struct deliver *d)
+{
+	pthread_mutex_lock(&d->mu);
+	struct deliver_job *list = d->done;
+	d->done = NULL;
+	d->done_tail = &d->done;
+	pthread_mutex_unlock(&d->mu);
+	while (list) {
+		struct deliver_job *next = list->next;
+		list->next = NULL;
+		pthread_mutex_lock(&d->mu);
+		void (*done)(struct deliver_job *, void *) = list->done;
+		pthread_mutex_unlock(&d->mu);
+		if (done)
+			done(list, list->arg);
+		else
+			deliver_job_free(list); /* abandoned */
+		list = next;
+	}
+}
+
+static void on_pipe(evutil_socket_t fd, short what, void *arg)
+{
+	struct deliver *d = arg;
+	char buf[64];
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+	dispatch_done(d);
+}
+
+struct deliver *deliver_create(struct event_base *base, const struct mx_config *cfg,
+                               unsigned threads)
+{
+	struct deliver *d = xcalloc(1, sizeof *d);
+	int p[2];
+	char host[256];
+
+	d->base = base;
+	d->mode = cfg->delivery;
+	d->fsync = cfg->fsync;
+	d->maildir = cfg->maildir ? xstrdup(cfg->maildir) : NULL;
+	d->helo_name = xstrdup(cfg->hostname ? cfg->hostname : "localhost");
+	if (d->mode == MX_DELIVERY_RELAY) {
+		uint16_t port = 25;
+		if (cfg->relay_target == NULL ||
+		    !mx_hostport_split(cfg->relay_target, host, sizeof host, &port, false)) {
+			log_event(LOG_ERR, "deliver_error", "reason=\"bad Relay_Target\"");
+			free(d->maildir);
+			free(d->helo_name);
+			free(d);
+			return NULL;
+		}
+		d->relay_host = xstrdup(host);
+		snprintf(d->relay_port, sizeof d->relay_port, "%u", port ? port : 25u);
+		d->relay_name = xstrdup(cfg->relay_target);
+	} else if (d->maildir == NULL) {
+		free(d->helo_name);
+		free(d);
+		return NULL;
+	}
+	if (gethostname(host, sizeof host) != 0)
+		strcpy(host, "localhost");
+	host[sizeof host - 1] = '\0';
+	size_t o = 0;
+	for (const char *s = host; *s && o + 5 < sizeof d->unique_host; s++) {
+		if (*s == '/' || *s == ':') {
+			o += (size_t)snprintf(d->unique_host + o, sizeof d->unique_host - o,
+			                      "\\%03o", (unsigned char)*s);
+		} else {
+			d->unique_host[o++] = *s;
+		}
+	}
+	d->unique_host[o] = '\0';
+	atomic_init(&d->counter, 0);
+
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	d->queue_tail = &d->queue;
+	d->done_tail = &d->done;
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
+		abort();
+	d->pipe_rd = p[0];
+	d->pipe_wr = p[1];
+	d->pipe_ev = event_new(base, d->pipe_rd, EV_READ | EV_PERSIST, on_pipe, d);
+	if (d->pipe_ev == NULL || event_add(d->pipe_ev, NULL) != 0)
+		abort();
+	d->nworkers = threads ? threads : 1;
+	d->workers = xcalloc(d->nworkers, sizeof *d->workers);
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		d->workers[i].d = d;
+		d->workers[i].rc.fd = -1;
+		if (pthread_create(&d->workers[i].tid, NULL, worker_main, &d->workers[i]) != 0)
+			abort();
+	}
+	return d;
+}
+
+void deliver_submit(struct deliver *d, struct deliver_job *job,
+                    void (*done)(struct deliver_job *job, void *arg), void *arg)
+{
+	job->done = done;
+	job->arg = arg;
+	job->next = NULL;
+	job->status = DELIVER_TEMPFAIL;
+	job->detail[0] = '\0';
+	pthread_mutex_lock(&d->mu);
+	*d->queue_tail = job;
+	d->queue_tail = &job->next;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+void deliver_abandon(struct deliver *d, struct deliver_job *job)
+{
+	pthread_mutex_lock(&d->mu);
+	job->done = NULL;
+	job->arg = NULL;
+	pthread_mutex_unlock(&d->mu);
+}
+
+void deliver_destroy(struct deliver *d)
+{
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->stopping = true;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		pthread_join(d->workers[i].tid, NULL);
+	/* every job submitted and not abandoned still gets its one callback */
+	dispatch_done(d);
+	event_free(d->pipe_ev);
+	close(d->pipe_rd);
+	close(d->pipe_wr);
+	pthread_mutex_destroy(&d->mu);
+	pthread_cond_destroy(&d->cv);
+	free(d->workers);
+	free(d->maildir);
+	free(d->relay_host);
+	free(d->relay_name);
+	free(d->helo_name);
+	free(d);
+}
+
+void deliver_job_free(struct deliver_job *job)
+{
+	if (job == NULL)
+		return;
+	free(job->mail_from);
+	for (size_t i = 0; i < job->nrcpts; i++) {
+		free(job->rcpts[i].local);
+		free(job->rcpts[i].domain);
+	}
+	free(job->rcpts);
+	free(job->data);
+	free(job);
+}
+
+/* ---- start-up cleaning ---- */
+
+static size_t clean_dir_files(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	size_t n = 0;
+	if (dp == NULL)
+		return 0;
+	struct dirent *e;
+	char path[PATH_MAX];
+	while ((e = readdir(dp)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+			continue;
+		struct stat st;
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0)
+			n++;
+	}
+	closedir(dp);
+	return n;
+}
+
+size_t deliver_clean_tmp_count(const char *root)
+{
+	size_t n = 0;
+	DIR *top = opendir(root);
+	if (top == NULL)
+		return 0;
+	struct dirent *de;
+	char dpath[PATH_MAX], tpath[PATH_MAX];
+	while ((de = readdir(top)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (snprintf(dpath, sizeof dpath, "%s/%s", root, de->d_name) >= (int)sizeof dpath)
+			continue;
+		DIR *dom = opendir(dpath);
+		if (dom == NULL)
+			continue;
+		struct dirent *le;
+		while ((le = readdir(dom)) != NULL) {
+			if (strcmp(le->d_name, ".") == 0 || strcmp(le->d_name, "..") == 0)
+				continue;
+			if (snprintf(tpath, sizeof tpath, "%s/%s/tmp", dpath, le->d_name) >=
+			    (int)sizeof tpath)
+				continue;
+			n += clean_dir_files(tpath);
+		}
+		closedir(dom);
+	}
+	closedir(top);
+	return n;
+}
+
+void deliver_clean_tmp(const struct mx_config *cfg)
+{
+	if (cfg->delivery != MX_DELIVERY_MAILDIR || cfg->maildir == NULL)
+		return;
+	size_t n = deliver_clean_tmp_count(cfg->maildir);
+	log_event(n ? LOG_NOTICE : LOG_INFO, "maildir_clean", "removed=%zu root=%s", n,
+	          cfg->maildir);
+}
