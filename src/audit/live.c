@@ -121,15 +121,15 @@ uint64_t audit_live_trie_count(const struct audit_pool *pool,
 {
 	uint32_t i = t->root[bits == 128];
 
-	while (i != 0) {
-		const struct audit_live_node *n = node_at(pool, i);
-		if (n->plen >= plen)
-			return audit_key_cpl(key, n->key, plen) == plen ? n->count : 0;
-		if (audit_key_cpl(key, n->key, n->plen) < n->plen)
-			return 0;
-		i = n->child[audit_key_bit(key, n->plen)];
-	}
-	return 0;
+	if (i == 0)
+		return 0;
+	/* Steer by one bit per node and compare the key only once, at the end:
+	 * a node's key extends its ancestors', so a mismatch above shows there
+	 * too (the PATRICIA trick). */
+	const struct audit_live_node *n = node_at(pool, i);
+	while (n->plen < plen)
+		n = node_at(pool, n->child[audit_key_bit(key, n->plen)]);
+	return audit_key_cpl(key, n->key, plen) == plen ? n->count : 0;
 }
 
 void audit_live_trie_blocks(const struct audit_pool *pool,
