@@ -1,8 +1,77 @@
 /*
  * audit: inbound_audit, live and windowed connection analytics per CIDR block.
  *
- * (The audit engineer completes this header comment: what is stored, what
- * each operation costs and why, the invariants.)
+ * WHAT IS STORED
+ *   Live gauge: path-compressed binary tries (separate IPv4 and IPv6 roots),
+ *   one for the whole service and one per listener number (created on first
+ *   use). A node is a block key/plen with the number of sessions open inside
+ *   it; a leaf (/32, /128) is one address; every internal node has exactly
+ *   two children, so n addresses take at most 2n-1 nodes of 32 bytes, per
+ *   trie. An address with sessions is in the service trie and in each
+ *   listener's trie it has sessions on: ~128 bytes per address with one
+ *   listener. Nodes come from chunked pools (4096 nodes, never moved) indexed
+ *   by 32-bit numbers; the gauge holds only addresses with sessions open, and
+ *   when the last session closes every chunk goes back to malloc. In between,
+ *   freed nodes are reused, so memory stays at the high-water mark of open
+ *   addresses until the gauge empties.
+ *
+ *   Windows: one trie of the same shape for all monitors, and one per named
+ *   series. Each node carries, per monitor/series, N windows x C counters
+ *   (C = 3 for monitors, 1 for a series) and the window epoch (now/W) it was
+ *   last shifted to; an internal node holds the sum of its leaves, so a block
+ *   at any prefix is one node. Node = 40 + sum(8 + 8*N*C) bytes (164 for
+ *   ("300,6" "1800,4")), two per address. Leaves sit on an LRU list.
+ *
+ * WHAT EACH OPERATION COSTS, AND WHY
+ *   audit_live_add/remove   one walk per trie touched (service + the
+ *       listener's): O(depth), depth <= 33 / 129 and ~log2(addresses) for
+ *       spread-out clients; +-1 at each node on the way, at most one split
+ *       (add) or one splice (remove). Never allocates more than 4 nodes; the
+ *       nodes are reserved before anything changes, so out of memory leaves
+ *       the gauge untouched and add returns false.
+ *   audit_live_count        one walk: steer by one bit per node down to the
+ *       first node with plen >= the query's, compare the key once; /0 is the
+ *       root. Independent of how many sessions are open from the block.
+ *       Measured (docs/PERFORMANCE.md): each step of the walk is a dependent
+ *       load, so at 10^5..10^6 random addresses the cost is dominated by
+ *       cache misses, about 40 ns per level below the cached top of the trie.
+ *   audit_record, audit_series_add   one walk of the windowed trie: shift
+ *       (lazily: nothing is ever swept) and add at every node, O(depth x N x
+ *       C); a new address at the cap first evicts the LRU tail, which walks
+ *       root->leaf once more to subtract the leaf from its ancestors.
+ *   audit_sliding, audit_window_sum, audit_series_sum   one walk, then read
+ *       N windows of one node, shifted on the fly for the current epoch.
+ *   audit_tick              evicts expired addresses (every window passed)
+ *       from the LRU tails of the windowed tries, at most 256 entries per
+ *       call over all tries; expiry is monotone in last-seen time, so it
+ *       stops at the first entry that still has data.
+ *   audit_format_top        a walk over the service trie down to the mask's
+ *       depth (every address at /32 or /128) with an n-sized heap: a console
+ *       command, not a hot path. n is capped at 10000.
+ *
+ * INVARIANTS (a broken one aborts)
+ *   - every internal node has two children and its counts are the sum of
+ *     theirs; no live node has count 0; keys are masked to plen;
+ *   - audit_live_remove pairs with exactly one successful audit_live_add
+ *     for the same address and listener; a remove with no matching add
+ *     aborts before any count is changed;
+ *   - IPv4-mapped IPv6 (::ffff:a.b.c.d) is IPv4 everywhere, even if a caller
+ *     passes it unfolded;
+ *   - windowed leaves <= max_tracked per trie (monitors, each named series);
+ *     at most 32 named series (names of 1..63 bytes), 16 monitors, windows
+ *     of 1..10^6 s, 1..1024 windows. audit_create returns NULL for a config
+ *     outside these limits as well as when out of memory.
+ *
+ * Console formats (Momentum's, plus our "top"):
+ *   show ip ADDR[/N]: "Connections 300/0: 12" for every monitor, counter
+ *     (Connections, Receptions, Rejections) and window, then each named
+ *     series as "NAME W/i: n", then "Live connections: n".
+ *   top N [MASK]: "203.0.113.0/24 12" lines, most sessions first, ties in
+ *     address order (IPv4 first). MASK "/N" means IPv4 for N <= 32 and IPv6
+ *     for N > 32; "v4/N" and "v6/N" pick the family explicitly (so "v6/32"
+ *     is IPv6 /32s); no mask lists single addresses of both families.
+ *
+ * Not thread-safe: everything runs on the event-loop thread.
  *
  * The module knows nothing of sockets or Sieve. The SMTP session feeds it
  * (a session opened or closed, a message received or refused); the policy
