@@ -61,6 +61,8 @@
 
 /* A worker takes at most this many jobs per batch: bounds open files. */
 #define DELIVER_BATCH_MAX 256
+/* From this many jobs in a batch, one syncfs() beats one fsync() per file. */
+#define DELIVER_SYNCFS_MIN 4
 /* Timeouts towards the downstream MTA, seconds: shorter than RFC 5321
  * §4.5.3.2 (5/5/3/10 minutes) because a client is waiting for our reply. */
 #define RELAY_CONNECT_TIMEOUT 20
@@ -475,11 +477,36 @@ static void batch_maildir(struct deliver *d, struct deliver_job *jobs)
 		j->detail[0] = '\0';
 		job_write(d, &w[i]);
 	}
-	/* 2: fsync each written file */
+	/* 2: make every written file durable. A big batch on one filesystem
+	 * uses syncfs(): one journal commit instead of one fsync per file
+	 * (measured in bench/deliver_bench.c); otherwise fsync each file. */
+	bool use_syncfs = false;
+	int sync_fd = -1;
+	if (d->fsync) {
+		size_t live = 0;
+		dev_t dev = 0;
+		bool one_dev = true;
+		for (i = 0; i < n; i++) {
+			struct stat st;
+			if (w[i].failed)
+				continue;
+			if (fstat(w[i].fd, &st) != 0) {
+				one_dev = false;
+				break;
+			}
+			if (live++ == 0) {
+				dev = st.st_dev;
+				sync_fd = w[i].fd;
+			} else if (st.st_dev != dev) {
+				one_dev = false;
+			}
+		}
+		use_syncfs = one_dev && live >= DELIVER_SYNCFS_MIN && syncfs(sync_fd) == 0;
+	}
 	for (i = 0; i < n; i++) {
 		if (w[i].failed)
 			continue;
-		if (d->fsync && fsync(w[i].fd) != 0) {
+		if (d->fsync && !use_syncfs && fsync(w[i].fd) != 0) {
 			job_fail(&w[i], "fsync", w[i].files[0].tmp, errno);
 			continue;
 		}
@@ -507,8 +534,22 @@ static void batch_maildir(struct deliver *d, struct deliver_job *jobs)
 		if (!w[i].failed)
 			ndirs += w[i].nfiles;
 	}
-	/* 4: fsync each touched new/ once */
-	if (d->fsync && ndirs > 0) {
+	/* 4: fsync each touched new/ once (or one more syncfs for them all) */
+	if (use_syncfs && ndirs > 0) {
+		char path[PATH_MAX];
+		for (i = 0; i < n && w[i].failed; i++)
+			;
+		snprintf(path, sizeof path, "%s/new", w[i].files[0].mbox);
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || syncfs(fd) != 0) {
+			int e = errno;
+			for (i = 0; i < n; i++)
+				if (!w[i].failed)
+					job_fail(&w[i], "syncfs", path, e);
+		}
+		if (fd >= 0)
+			close(fd);
+	} else if (d->fsync && ndirs > 0) {
 		char **dirs = xcalloc(ndirs, sizeof *dirs);
 		size_t nd = 0;
 		for (i = 0; i < n; i++)
