@@ -1,0 +1,53 @@
+/*
+ * listener: one listening TCP socket per `Listen` entry, on libevent's
+ * evconnlistener.
+ *
+ * IPv6 sockets are IPV6_V6ONLY (an IPv4 listener is configured on its own),
+ * SO_REUSEADDR is set so a restart rebinds at once, the backlog is 4096 and
+ * the listener accepts in a loop per wake-up (evconnlistener's default), so
+ * a burst of connections costs one poll round.
+ *
+ * A listener is reference-counted: sessions that arrived on it hold a
+ * reference, so that a reload that removes its Listen entry can close the
+ * socket at once while those sessions still read their listener's number
+ * and session count.
+ */
+#ifndef MX_NET_LISTENER_H
+#define MX_NET_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct evconnlistener;
+struct mx_listen;
+
+struct net_listener {
+	struct evconnlistener *evl; /* NULL once closed */
+	char *address;              /* "127.0.0.1:2525": the key across reloads */
+	unsigned index;             /* stable number for audit and policy */
+	unsigned nsessions;         /* sessions open from this socket */
+	unsigned refs;              /* 1 while open, +1 per session */
+	struct net_listener *next;  /* the daemon's list */
+};
+
+/* Called for each accepted socket (non-blocking, close-on-exec). */
+typedef void (*net_accept_fn)(struct net_listener *l, int fd, struct sockaddr *sa,
+                              int socklen, void *arg);
+
+/* Bind and listen on `lc`. On failure returns NULL with a message in err. */
+struct net_listener *net_listener_open(struct event_base *base, const struct mx_listen *lc,
+                                       unsigned index, net_accept_fn cb, void *arg,
+                                       char *err, size_t errlen);
+
+/* Stop accepting and close the socket; drops the listener's own reference. */
+void net_listener_close(struct net_listener *l);
+
+/* Pause or resume accepting (shutdown, or EMFILE back-off). */
+void net_listener_enable(struct net_listener *l, bool on);
+
+void net_listener_ref(struct net_listener *l);
+void net_listener_unref(struct net_listener *l);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * smtp_server: what every SMTP session shares, owned by the daemon.
+ *
+ * One per process, on the event-loop thread only: the current
+ * configuration (reference-counted: a session keeps the config it started
+ * with across a reload), the audit state, the delivery queue, the TLS
+ * context, the registry of live sessions and the server-wide counters.
+ */
+#ifndef MX_SMTP_SMTP_SERVER_H
+#define MX_SMTP_SMTP_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+struct event_base;
+struct audit;
+struct deliver;
+struct mx_config;
+struct smtp_session;
+
+/* A configuration shared by the sessions that started under it. */
+struct smtp_cfgref {
+	struct mx_config *cfg;
+	unsigned refs;
+};
+
+struct smtp_stats {
+	uint64_t connections;    /* sessions accepted (after the cap check) */
+	uint64_t cap_refused;    /* 421 4.4.5: Listener_Sessions / Service_Sessions */
+	uint64_t proxy_errors;   /* bad or missing PROXY header */
+	uint64_t early_talkers;  /* clients that sent bytes before the banner */
+	uint64_t messages;       /* 250 at end of data */
+	uint64_t refused;        /* messages refused at end of data */
+	uint64_t tls;            /* STARTTLS handshakes completed */
+};
+
+struct smtp_server {
+	struct event_base *base;
+	struct smtp_cfgref *cfg;     /* config for new sessions */
+	struct audit *audit;         /* may be NULL (tests) */
+	struct deliver *deliver;     /* may be NULL: every message gets 451 */
+	SSL_CTX *tls;                /* NULL: no STARTTLS */
+	struct smtp_session *sessions; /* registry, doubly linked */
+	unsigned nsessions;
+	bool draining;               /* SIGTERM seen: no new connections or transactions */
+	uint64_t seq;                /* queue id sequence */
+	struct smtp_stats stats;
+	/* called when the last session ends while draining */
+	void (*on_drained)(struct smtp_server *srv);
+};
+
+/* Wrap a loaded config with one reference (the caller's). */
+struct smtp_cfgref *smtp_cfgref_new(struct mx_config *cfg);
+void smtp_cfgref_ref(struct smtp_cfgref *r);
+/* Drop a reference; the last one frees the config. */
+void smtp_cfgref_unref(struct smtp_cfgref *r);
+
+/* Use `cfg` for sessions accepted from now on (takes the caller's reference). */
+void smtp_server_set_config(struct smtp_server *srv, struct smtp_cfgref *cfg);
+
+/* Shutdown, step 1: idle sessions get 421 4.3.2 and close now; sessions in
+ * a transaction finish it and then get the 421. */
+void smtp_server_drain(struct smtp_server *srv);
+
+/* Shutdown, step 2 (grace expired): 421 4.3.2 to every session left. */
+void smtp_server_close_all(struct smtp_server *srv);
+
+#endif

@@ -1,0 +1,1761 @@
+/*
+ * smtp_session: the SMTP state machine. See smtp_session.h.
+ *
+ * Event flow: libevent calls on_read/on_write/on_event/on_timer; each turns
+ * into a step of session_process(), the one loop that consumes input:
+ * PROXY header, command lines, DATA lines, BDAT chunks. The loop stops when
+ * input runs out, when a phase waits (policy run, tarpit timer, delivery),
+ * or when the session closes. A waiting phase resumes the loop when it
+ * completes, so replies always leave in command order (RFC 2920).
+ *
+ * Invariants:
+ * - The session is freed only in session_free(), only from on_timer
+ *   (TIMER_FREE), never inside another of its callbacks: code after
+ *   session_close() may still touch s safely.
+ * - audit_live_add succeeded <=> s->in_audit; session_free() removes it once.
+ * - s->tx != NULL exactly between an accepted MAIL and the end of that
+ *   transaction (reply at end of data, RSET, HELO, STARTTLS).
+ * - While s->tx->job is set the job belongs to deliver; if the session
+ *   dies first it is abandoned (still written, never half).
+ *
+ * Choices (documented in man/mxsieve.8):
+ * - Text lines in DATA longer than 998 octets are accepted.
+ * - Bare LF / bare CR in DATA: refused at end of data with 550 5.6.0 under
+ *   Bare_LF = reject, rewritten to CRLF under normalize; in both modes only
+ *   CRLF "." CRLF ends the data. BDAT chunks are stored as sent (no end
+ *   marker exists to smuggle).
+ * - Max_Receptions_Per_Connection: the MAIL after the Nth accepted message
+ *   gets 421 4.7.0 and the connection closes.
+ * - Early_Talker_Reject: 554 5.5.0 instead of the banner, then close.
+ * - Connect-phase verdicts of 4xx/5xx close the connection after the reply.
+ */
+#include "smtp/smtp_session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "audit/audit.h"
+#include "conf/config.h"
+#include "deliver/deliver.h"
+#include "net/listener.h"
+#include "net/proxy.h"
+#include "smtp/smtp_parse.h"
+#include "smtp/smtp_policy.h"
+#include "smtp/smtp_server.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define SMTP_READ_HIGH (64 * 1024) /* input buffered while a phase waits */
+#define SMTP_DATA_CHUNK 8192       /* partial DATA line handled at once */
+#define SMTP_LINGER_TICKS 200      /* x 50 ms to flush the last reply */
+#define SMTP_RCPT_GROW 4
+
+static const char cap_reply[] = "421 4.4.5 Service unavailable, concurrency limit reached.\r\n";
+
+enum smtp_state {
+	SMTP_STATE_PROXY = 1, /* waiting for the PROXY header */
+	SMTP_STATE_CONNECT,   /* connect policy running; banner not sent */
+	SMTP_STATE_HELO,      /* banner sent; HELO/EHLO expected */
+	SMTP_STATE_READY,     /* HELO done; commands */
+	SMTP_STATE_TLS,       /* STARTTLS handshake */
+	SMTP_STATE_DATA,      /* reading a DATA body */
+	SMTP_STATE_BDAT,      /* reading a BDAT chunk */
+	SMTP_STATE_DELIVER,   /* waiting for deliver's completion */
+	SMTP_STATE_CLOSING,   /* last reply flushing */
+	SMTP_STATE_DEAD,      /* free scheduled */
+};
+
+static const char *const state_names[] = {
+	"?", "proxy", "connect", "helo", "ready", "tls", "data", "bdat", "deliver", "closing", "dead",
+};
+
+enum smtp_timer {
+	TIMER_NONE = 0,
+	TIMER_PROXY,   /* PROXY header deadline */
+	TIMER_IDLE,    /* Idle_Time / Data_Time */
+	TIMER_TARPIT,  /* a verdict waits before its reply */
+	TIMER_LINGER,  /* closing: poll until output is flushed */
+	TIMER_FREE,    /* activated by schedule_free */
+};
+
+struct smtp_tx {
+	char *mail_from;            /* without <>; "" = null sender */
+	struct deliver_rcpt *rcpts;
+	size_t nrcpts, caprcpts;
+	char *buf;                  /* Return-Path + Received + body, CRLF */
+	size_t len, cap;
+	uint64_t size;              /* body octets, as stored */
+	struct deliver_job *job;    /* owned by deliver while set */
+	char queue_id[24];
+	bool utf8;                  /* MAIL ... SMTPUTF8 */
+	bool started;               /* headers written (DATA or first BDAT) */
+	bool bdat;                  /* this transaction uses BDAT */
+	bool too_big, bare;
+	bool mid_line;              /* DATA: inside a line (partial chunk) */
+	bool bol_crlf;              /* DATA: previous line ended with CRLF */
+};
+
+/* What a phase left pending while the policy runs. */
+struct smtp_pending {
+	enum mx_phase phase;
+	char *a, *b;                /* HELO name; sender; rcpt local + domain */
+	bool flag;                  /* EHLO (vs HELO); SMTPUTF8 on MAIL */
+	struct smtp_verdict v;
+};
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct smtp_cfgref *cfg;
+	const struct mx_limits *limits;
+	struct net_listener *listener;
+	struct bufferevent *bev;
+	struct event *timer;
+	struct smtp_tx *tx;
+	struct smtp_pending *pending;
+	char *helo;
+	struct smtp_session *prev, *next;
+	uint64_t start_ms;
+	uint64_t chunk_left;        /* BDAT octets still to read */
+	struct ip_addr client;
+	uint16_t port;
+	uint8_t state;              /* enum smtp_state */
+	uint8_t timer_kind;         /* enum smtp_timer */
+	uint8_t chunk_err;          /* BDAT chunk to discard: 0, 1 = 503, 2 = 554 */
+	uint8_t linger;
+	uint16_t errors;
+	uint32_t nmsgs, nrcpts, id;
+	bool esmtp, tls, proxied, early_talker, in_audit, waiting, in_process;
+	bool skip_line, chunk_last, lost;
+};
+
+static const struct mx_limits default_limits = {
+	.max_message_size = 25u << 20,
+	.max_recipients = 100,
+	.max_errors = 20,
+	.idle_time = 300,
+	.data_time = 600,
+};
+
+static uint32_t session_ids;
+
+static void session_process(struct smtp_session *s);
+static void session_close(struct smtp_session *s);
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* config references and the server-level operations                   */
+
+struct smtp_cfgref *smtp_cfgref_new(struct mx_config *cfg)
+{
+	struct smtp_cfgref *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->cfg = cfg;
+	r->refs = 1;
+	return r;
+}
+
+void smtp_cfgref_ref(struct smtp_cfgref *r)
+{
+	r->refs++;
+}
+
+void smtp_cfgref_unref(struct smtp_cfgref *r)
+{
+	if (!r || --r->refs > 0)
+		return;
+	mx_config_free(r->cfg);
+	free(r);
+}
+
+void smtp_server_set_config(struct smtp_server *srv, struct smtp_cfgref *cfg)
+{
+	struct smtp_cfgref *old = srv->cfg;
+	srv->cfg = cfg;
+	smtp_cfgref_unref(old);
+}
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+
+static const struct mx_config *CFG(const struct smtp_session *s)
+{
+	return s->cfg->cfg;
+}
+
+static const char *hostname(const struct smtp_session *s)
+{
+	return CFG(s)->hostname ? CFG(s)->hostname : "localhost";
+}
+
+static const char *client_text(const struct smtp_session *s, char *buf, size_t len)
+{
+	return ip_addr_format(&s->client, buf, len);
+}
+
+static void enter_state(struct smtp_session *s, enum smtp_state st)
+{
+	if (s->state == st)
+		return;
+	log_event(LOG_DEBUG, "state", "session=%u from=%s to=%s", s->id, state_names[s->state],
+	          state_names[st]);
+	s->state = (uint8_t)st;
+}
+
+static void reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(struct smtp_session *s, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void arm_timer(struct smtp_session *s, enum smtp_timer kind, unsigned ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	s->timer_kind = (uint8_t)kind;
+	evtimer_add(s->timer, &tv);
+}
+
+static void schedule_free(struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_DEAD)
+		return;
+	enter_state(s, SMTP_STATE_DEAD);
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	evtimer_del(s->timer);
+	s->timer_kind = TIMER_FREE;
+	event_active(s->timer, EV_TIMEOUT, 1);
+}
+
+static bool output_empty(struct smtp_session *s)
+{
+	struct bufferevent *u = bufferevent_get_underlying(s->bev);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+		return false;
+	return !u || evbuffer_get_length(bufferevent_get_output(u)) == 0;
+}
+
+static void closing_check(struct smtp_session *s)
+{
+	if (output_empty(s) || s->linger == 0) {
+		schedule_free(s);
+		return;
+	}
+	s->linger--;
+	arm_timer(s, TIMER_LINGER, 50);
+}
+
+/* Close after the replies written so far have left. */
+static void session_close(struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_CLOSING || s->state == SMTP_STATE_DEAD)
+		return;
+	enter_state(s, SMTP_STATE_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_enable(s->bev, EV_WRITE);
+	s->linger = SMTP_LINGER_TICKS;
+	evtimer_del(s->timer);
+	closing_check(s);
+}
+
+static void tx_free(struct smtp_tx *tx)
+{
+	if (!tx)
+		return;
+	for (size_t i = 0; i < tx->nrcpts; i++) {
+		free(tx->rcpts[i].local);
+		free(tx->rcpts[i].domain);
+	}
+	free(tx->rcpts);
+	free(tx->mail_from);
+	free(tx->buf);
+	free(tx);
+}
+
+static void tx_end(struct smtp_session *s)
+{
+	tx_free(s->tx);
+	s->tx = NULL;
+}
+
+static void pending_free(struct smtp_session *s)
+{
+	if (!s->pending)
+		return;
+	free(s->pending->a);
+	free(s->pending->b);
+	smtp_verdict_clear(&s->pending->v);
+	free(s->pending);
+	s->pending = NULL;
+}
+
+static void audit_count(struct smtp_session *s, enum audit_counter c)
+{
+	if (s->srv->audit)
+		audit_record(s->srv->audit, &s->client, c, mx_now_ms());
+}
+
+/* A 4xx/5xx caused by the client. Counts toward Max_Errors; `refusal`
+ * marks a refused message or recipient for audit. Returns true when the
+ * session is now closing. */
+static bool reply_error(struct smtp_session *s, bool refusal, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static bool reply_error(struct smtp_session *s, bool refusal, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+	if (refusal)
+		audit_count(s, AUDIT_REJECTIONS);
+	s->errors++;
+	if (s->limits->max_errors && s->errors >= s->limits->max_errors) {
+		reply(s, "421 4.7.0 %s Error: too many errors", hostname(s));
+		log_event(LOG_NOTICE, "too_many_errors", "session=%u errors=%u", s->id, s->errors);
+		session_close(s);
+		return true;
+	}
+	return false;
+}
+
+static void log_reject(struct smtp_session *s, const char *phase, unsigned code, const char *why)
+{
+	char c[IP_ADDR_TEXT_MAX];
+	log_event(LOG_INFO, "reject", "session=%u client=%s phase=%s code=%u reason=\"%s\"", s->id,
+	          client_text(s, c, sizeof c), phase, code, why);
+}
+
+/* Send a verdict's reply: each line gets the code (multi-line with '-'). */
+static void reply_verdict(struct smtp_session *s, const struct smtp_verdict *v)
+{
+	const char *status = v->status;
+	const char *text = v->text ? v->text : "";
+	char st[16];
+
+	if (!status[0]) {
+		snprintf(st, sizeof st, "%u.%s", v->code / 100,
+		         v->code >= 400 ? "7.1" : "0.0");
+		status = st;
+	}
+	for (;;) {
+		const char *nl = strchr(text, '\n');
+		int n = nl ? (int)(nl - text) : (int)strlen(text);
+		if (n > 0 && text[n - 1] == '\r')
+			n--;
+		reply(s, "%u%c%s %.*s", v->code, nl ? '-' : ' ', status, n, text);
+		if (!nl)
+			break;
+		text = nl + 1;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* policy phases                                                       */
+
+static void phase_finish(struct smtp_session *s);
+
+static void policy_done(struct smtp_session *s, struct smtp_verdict *v)
+{
+	if (!s->pending) { /* cancelled: should not happen, but never crash */
+		smtp_verdict_clear(v);
+		return;
+	}
+	s->pending->v = *v;
+	memset(v, 0, sizeof *v);
+	if (s->pending->v.tarpit > 0) {
+		arm_timer(s, TIMER_TARPIT, s->pending->v.tarpit * 1000u);
+		return;
+	}
+	phase_finish(s);
+}
+
+/* Start the policy of a phase; s->pending must hold the phase's data. */
+static void run_phase(struct smtp_session *s)
+{
+	s->waiting = true;
+	evtimer_del(s->timer);
+	smtp_policy_run(s, s->pending->phase, policy_done);
+}
+
+static struct smtp_pending *pending_new(struct smtp_session *s, enum mx_phase phase)
+{
+	s->pending = calloc(1, sizeof *s->pending);
+	if (s->pending)
+		s->pending->phase = phase;
+	return s->pending;
+}
+
+/* A verdict that replaces the default reply: send it, count refusals,
+ * close when asked. Returns true when it was applied. */
+static bool apply_verdict(struct smtp_session *s, const struct smtp_verdict *v, bool refusal)
+{
+	if (v->code == 0 && !v->disconnect)
+		return false;
+	if (v->code) {
+		reply_verdict(s, v);
+		if (v->code >= 400) {
+			if (refusal)
+				audit_count(s, AUDIT_REJECTIONS);
+			log_reject(s, mx_phase_name(s->pending->phase), v->code,
+			           v->text ? "policy" : "policy");
+		}
+	}
+	if (v->disconnect || (s->pending->phase == MX_PHASE_CONNECT && v->code >= 400))
+		session_close(s);
+	return v->code != 0 || v->disconnect;
+}
+
+static void send_banner(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	if (evbuffer_get_length(in) > 0 && !s->early_talker) {
+		s->early_talker = true;
+		s->srv->stats.early_talkers++;
+	}
+	if (s->early_talker) {
+		char c[IP_ADDR_TEXT_MAX];
+		log_event(LOG_NOTICE, "early_talker", "session=%u client=%s", s->id,
+		          client_text(s, c, sizeof c));
+		if (CFG(s)->early_talker_reject) {
+			reply(s, "554 5.5.0 %s Protocol error: talking before the greeting", hostname(s));
+			session_close(s);
+			return;
+		}
+	}
+	reply(s, "220 %s ESMTP mxsieve", hostname(s));
+	enter_state(s, SMTP_STATE_HELO);
+}
+
+static void ehlo_reply(struct smtp_session *s, bool esmtp)
+{
+	if (!esmtp) {
+		reply(s, "250 %s", hostname(s));
+		return;
+	}
+	reply(s, "250-%s", hostname(s));
+	reply(s, "250-PIPELINING");
+	if (s->limits->max_message_size)
+		reply(s, "250-SIZE %llu", (unsigned long long)s->limits->max_message_size);
+	else
+		reply(s, "250-SIZE");
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	if (s->srv->tls && !s->tls)
+		reply(s, "250-STARTTLS");
+	reply(s, "250-SMTPUTF8");
+	reply(s, "250 CHUNKING");
+}
+
+static bool add_rcpt(struct smtp_tx *tx, char *local, char *domain)
+{
+	if (tx->nrcpts == tx->caprcpts) {
+		size_t n = tx->caprcpts ? tx->caprcpts * 2 : SMTP_RCPT_GROW;
+		struct deliver_rcpt *r = realloc(tx->rcpts, n * sizeof *r);
+		if (!r)
+			return false;
+		tx->rcpts = r;
+		tx->caprcpts = n;
+	}
+	tx->rcpts[tx->nrcpts].local = local;
+	tx->rcpts[tx->nrcpts].domain = domain;
+	tx->nrcpts++;
+	return true;
+}
+
+static void deliver_message(struct smtp_session *s);
+
+static void phase_finish(struct smtp_session *s)
+{
+	struct smtp_pending *p = s->pending;
+	const struct smtp_verdict *v = &p->v;
+
+	s->waiting = false;
+	switch (p->phase) {
+	case MX_PHASE_CONNECT:
+		if (!apply_verdict(s, v, false))
+			send_banner(s);
+		else if (s->state == SMTP_STATE_CONNECT)
+			enter_state(s, SMTP_STATE_HELO); /* a 2xx banner from the policy */
+		break;
+	case MX_PHASE_EHLO:
+		if (apply_verdict(s, v, false))
+			break;
+		free(s->helo);
+		s->helo = p->a;
+		p->a = NULL;
+		s->esmtp = p->flag;
+		tx_end(s);
+		enter_state(s, SMTP_STATE_READY);
+		ehlo_reply(s, s->esmtp);
+		break;
+	case MX_PHASE_MAILFROM:
+		if (apply_verdict(s, v, true))
+			break;
+		s->tx = calloc(1, sizeof *s->tx);
+		if (!s->tx) {
+			reply(s, "451 4.3.0 Out of memory");
+			break;
+		}
+		s->tx->mail_from = p->a;
+		p->a = NULL;
+		s->tx->utf8 = p->flag;
+		reply(s, "250 2.1.0 Ok");
+		break;
+	case MX_PHASE_RCPTTO:
+		if (apply_verdict(s, v, true))
+			break;
+		if (!s->tx || !add_rcpt(s->tx, p->a, p->b)) {
+			reply(s, "451 4.3.0 Out of memory");
+			break;
+		}
+		p->a = p->b = NULL;
+		s->nrcpts++;
+		reply(s, "250 2.1.5 Ok");
+		break;
+	case MX_PHASE_DATA:
+		if (v->discard && (v->code == 0 || v->code / 100 == 2)) {
+			log_event(LOG_INFO, "discard", "session=%u queue_id=%s", s->id,
+			          s->tx->queue_id);
+			reply(s, "250 2.0.0 Ok: queued as %s", s->tx->queue_id);
+			tx_end(s);
+			enter_state(s, SMTP_STATE_READY);
+			break;
+		}
+		if (apply_verdict(s, v, true)) {
+			tx_end(s);
+			if (s->state == SMTP_STATE_DELIVER)
+				enter_state(s, SMTP_STATE_READY);
+			break;
+		}
+		pending_free(s);
+		deliver_message(s);
+		return;
+	default:
+		abort();
+	}
+	pending_free(s);
+	if (!s->in_process)
+		session_process(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* the message                                                         */
+
+static bool buf_reserve(struct smtp_tx *tx, size_t more)
+{
+	if (tx->len + more <= tx->cap)
+		return true;
+	size_t n = tx->cap ? tx->cap : 4096;
+	while (n < tx->len + more)
+		n *= 2;
+	char *b = realloc(tx->buf, n);
+	if (!b)
+		return false;
+	tx->buf = b;
+	tx->cap = n;
+	return true;
+}
+
+static void buf_add(struct smtp_tx *tx, const char *p, size_t n)
+{
+	if (!buf_reserve(tx, n)) {
+		tx->too_big = true; /* out of memory: refuse rather than lose bytes */
+		return;
+	}
+	memcpy(tx->buf + tx->len, p, n);
+	tx->len += n;
+}
+
+static void make_queue_id(struct smtp_session *s)
+{
+	snprintf(s->tx->queue_id, sizeof s->tx->queue_id, "%08llX%04X%05llX",
+	         (unsigned long long)time(NULL), (unsigned)getpid() & 0xffff,
+	         (unsigned long long)(++s->srv->seq & 0xfffff));
+}
+
+/* Return-Path and Received (RFC 5321 §4.4), before the first body byte. */
+static void start_message(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	char addr[IP_ADDR_TEXT_MAX], date[64], hdr[2048];
+	struct tm tm;
+	time_t now = time(NULL);
+	const char *proto;
+	int n;
+
+	make_queue_id(s);
+	localtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	client_text(s, addr, sizeof addr);
+	if (tx->utf8)
+		proto = s->tls ? "UTF8SMTPS" : "UTF8SMTP";
+	else if (s->esmtp)
+		proto = s->tls ? "ESMTPS" : "ESMTP";
+	else
+		proto = "SMTP";
+	n = snprintf(hdr, sizeof hdr, "Return-Path: <%s>\r\nReceived: from %s (%s%s%s)\r\n\tby %s with %s id %s",
+	             tx->mail_from, s->helo ? s->helo : "unknown",
+	             s->client.family == IP_V6 ? "[IPv6:" : "[", addr, "]", hostname(s), proto,
+	             tx->queue_id);
+	if (n > 0 && (size_t)n < sizeof hdr && tx->nrcpts == 1)
+		n += snprintf(hdr + n, sizeof hdr - (size_t)n, "\r\n\tfor <%s@%s>",
+		              tx->rcpts[0].local, tx->rcpts[0].domain);
+	if (n > 0 && (size_t)n < sizeof hdr)
+		n += snprintf(hdr + n, sizeof hdr - (size_t)n, "; %s\r\n", date);
+	if (n < 0 || (size_t)n >= sizeof hdr)
+		n = (int)strlen(hdr);
+	buf_add(tx, hdr, (size_t)n);
+	tx->started = true;
+	tx->bol_crlf = true;
+}
+
+static void body_add(struct smtp_session *s, const char *p, size_t n)
+{
+	struct smtp_tx *tx = s->tx;
+	uint64_t max = s->limits->max_message_size;
+
+	tx->size += n;
+	if (max && tx->size > max)
+		tx->too_big = true;
+	if (tx->too_big)
+		return;
+	buf_add(tx, p, n);
+}
+
+static void deliver_done(struct deliver_job *job, void *arg)
+{
+	struct smtp_session *s = arg;
+	char c[IP_ADDR_TEXT_MAX], from[600];
+
+	s->tx->job = NULL;
+	s->waiting = false;
+	switch (job->status) {
+	case DELIVER_OK:
+		reply(s, "250 2.0.0 Ok: queued as %s", job->queue_id);
+		s->nmsgs++;
+		s->srv->stats.messages++;
+		audit_count(s, AUDIT_RECEPTIONS);
+		log_event(LOG_INFO, "message",
+		          "session=%u client=%s queue_id=%s from=%s nrcpt=%zu size=%llu", s->id,
+		          client_text(s, c, sizeof c), job->queue_id,
+		          log_quote(job->mail_from, strlen(job->mail_from), from, sizeof from),
+		          job->nrcpts, (unsigned long long)s->tx->size);
+		break;
+	case DELIVER_TEMPFAIL:
+		reply(s, "451 4.3.0 Error: queue file write error, try again later");
+		s->srv->stats.refused++;
+		log_reject(s, "deliver", 451, job->detail);
+		break;
+	default:
+		reply(s, "554 5.0.0 Error: message refused by the delivery target");
+		s->srv->stats.refused++;
+		log_reject(s, "deliver", 554, job->detail);
+		break;
+	}
+	deliver_job_free(job);
+	tx_end(s);
+	enter_state(s, SMTP_STATE_READY);
+	if (s->srv->draining) {
+		reply(s, "421 4.3.2 %s Service shutting down, closing connection", hostname(s));
+		session_close(s);
+		return;
+	}
+	session_process(s);
+}
+
+static void deliver_message(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct deliver_job *job;
+
+	if (!s->srv->deliver || !(job = calloc(1, sizeof *job))) {
+		reply(s, "451 4.3.0 Error: delivery unavailable, try again later");
+		log_reject(s, "deliver", 451, "no delivery");
+		tx_end(s);
+		enter_state(s, SMTP_STATE_READY);
+		if (!s->in_process)
+			session_process(s);
+		return;
+	}
+	memcpy(job->queue_id, tx->queue_id, sizeof job->queue_id);
+	job->mail_from = tx->mail_from;
+	job->rcpts = tx->rcpts;
+	job->nrcpts = tx->nrcpts;
+	job->data = tx->buf;
+	job->len = tx->len;
+	tx->mail_from = NULL;
+	tx->rcpts = NULL;
+	tx->nrcpts = tx->caprcpts = 0;
+	tx->buf = NULL;
+	tx->len = tx->cap = 0;
+	tx->job = job;
+	enter_state(s, SMTP_STATE_DELIVER);
+	s->waiting = true;
+	evtimer_del(s->timer);
+	deliver_submit(s->srv->deliver, job, deliver_done, s);
+}
+
+/* End of DATA or BDAT LAST: size and bare-LF checks, then the data policy. */
+static void message_complete(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+
+	enter_state(s, SMTP_STATE_DELIVER);
+	if (tx->too_big) {
+		s->srv->stats.refused++;
+		log_reject(s, "data", 552, "message too big");
+		enter_state(s, SMTP_STATE_READY);
+		tx_end(s);
+		reply_error(s, true, "552 5.3.4 Error: message size exceeds fixed maximum message size");
+		return;
+	}
+	if (tx->bare && CFG(s)->bare_lf != MX_BARE_LF_NORMALIZE) {
+		s->srv->stats.refused++;
+		log_reject(s, "data", 550, "bare LF or CR");
+		enter_state(s, SMTP_STATE_READY);
+		tx_end(s);
+		reply_error(s, true, "550 5.6.0 Error: message contains bare LF or CR (SMTP smuggling protection)");
+		return;
+	}
+	if (!pending_new(s, MX_PHASE_DATA)) {
+		enter_state(s, SMTP_STATE_READY);
+		tx_end(s);
+		reply(s, "451 4.3.0 Out of memory");
+		return;
+	}
+	run_phase(s);
+}
+
+/* One DATA line [p, p+n), with its LF when has_lf. */
+static void data_line(struct smtp_session *s, const char *p, size_t n, bool has_lf)
+{
+	struct smtp_tx *tx = s->tx;
+	bool crlf = false, bare_lf = false;
+	size_t clen = n;
+
+	if (has_lf) {
+		clen--;
+		if (clen && p[clen - 1] == '\r') {
+			clen--;
+			crlf = true;
+		} else {
+			bare_lf = true;
+		}
+	}
+	if (!tx->mid_line && tx->bol_crlf && crlf && clen == 1 && p[0] == '.') {
+		message_complete(s);
+		return;
+	}
+	if (!tx->mid_line && clen > 0 && p[0] == '.') { /* dot-unstuffing */
+		p++;
+		clen--;
+	}
+	const char *cr = memchr(p, '\r', clen);
+	if (cr || bare_lf)
+		tx->bare = true;
+	if (tx->bare && CFG(s)->bare_lf != MX_BARE_LF_NORMALIZE) {
+		tx->size += clen + (has_lf ? 2 : 0); /* refused anyway: keep counting only */
+	} else if (cr) {
+		/* normalize: each bare CR becomes a line end */
+		const char *q = p, *end = p + clen;
+		while (q < end) {
+			const char *r = memchr(q, '\r', (size_t)(end - q));
+			if (!r) {
+				body_add(s, q, (size_t)(end - q));
+				break;
+			}
+			body_add(s, q, (size_t)(r - q));
+			body_add(s, "\r\n", 2);
+			q = r + 1;
+		}
+		if (has_lf)
+			body_add(s, "\r\n", 2);
+	} else {
+		body_add(s, p, clen);
+		if (has_lf)
+			body_add(s, "\r\n", 2);
+	}
+	tx->mid_line = !has_lf;
+	if (has_lf)
+		tx->bol_crlf = crlf;
+}
+
+/* ------------------------------------------------------------------ */
+/* commands                                                            */
+
+static bool session_has_helo(struct smtp_session *s)
+{
+	if (s->helo)
+		return true;
+	reply_error(s, false, "503 5.5.1 Error: send HELO/EHLO first");
+	return false;
+}
+
+static bool check_any(struct smtp_session *s)
+{
+	(void)s;
+	return true;
+}
+
+static bool check_mail(struct smtp_session *s)
+{
+	if (!session_has_helo(s))
+		return false;
+	if (s->tx) {
+		reply_error(s, false, "503 5.5.1 Error: nested MAIL command");
+		return false;
+	}
+	return true;
+}
+
+static bool check_tx(struct smtp_session *s)
+{
+	if (s->tx)
+		return true;
+	reply_error(s, false, "503 5.5.1 Error: need MAIL command");
+	return false;
+}
+
+static void cmd_helo(struct smtp_session *s, const struct smtp_command *c)
+{
+	bool esmtp = c->verb == SMTP_VERB_EHLO;
+
+	for (size_t i = 0; i < c->arglen; i++) {
+		unsigned char ch = (unsigned char)c->arg[i];
+		if (ch <= ' ' || ch == 127) {
+			reply_error(s, false, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+			return;
+		}
+	}
+	if (!smtp_utf8_valid(c->arg, c->arglen) || c->arglen > SMTP_DOMAIN_MAX) {
+		reply_error(s, false, "501 5.5.4 Error: invalid hostname");
+		return;
+	}
+	if (!pending_new(s, MX_PHASE_EHLO) || !(s->pending->a = strndup(c->arg, c->arglen))) {
+		reply(s, "451 4.3.0 Out of memory");
+		pending_free(s);
+		return;
+	}
+	s->pending->flag = esmtp;
+	run_phase(s);
+}
+
+static bool parse_size(const char *v, size_t n, uint64_t *out)
+{
+	uint64_t x = 0;
+	if (n == 0 || n > 18)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+		x = x * 10 + (uint64_t)(v[i] - '0');
+	}
+	*out = x;
+	return true;
+}
+
+static void path_error(struct smtp_session *s, enum smtp_parse_error e, bool mail)
+{
+	const char *what = mail ? "5.1.7 Error: bad sender address" : "5.1.3 Error: bad recipient address";
+	switch (e) {
+	case SMTP_PARSE_UTF8:
+		reply_error(s, true, "501 5.6.7 Error: invalid UTF-8 in address");
+		break;
+	case SMTP_PARSE_PARAM:
+		reply_error(s, true, "555 5.5.4 Error: malformed parameter");
+		break;
+	case SMTP_PARSE_TOO_LONG:
+		reply_error(s, true, "501 %s (too long)", what);
+		break;
+	default:
+		reply_error(s, true, "501 %s syntax", what);
+		break;
+	}
+}
+
+static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_path p;
+	enum smtp_parse_error e;
+	bool utf8 = false;
+
+	if (s->srv->draining) {
+		reply(s, "421 4.3.2 %s Service shutting down, closing connection", hostname(s));
+		session_close(s);
+		return;
+	}
+	if (s->limits->max_receptions && s->nmsgs >= s->limits->max_receptions) {
+		reply(s, "421 4.7.0 %s Error: too many messages in this connection", hostname(s));
+		log_reject(s, "mailfrom", 421, "Max_Receptions_Per_Connection");
+		session_close(s);
+		return;
+	}
+	e = smtp_parse_path(c->arg, c->arglen, true, &p);
+	if (e != SMTP_PARSE_OK) {
+		path_error(s, e, true);
+		return;
+	}
+	for (size_t i = 0; i < p.nparams; i++) {
+		const struct smtp_param *pa = &p.params[i];
+		uint64_t size;
+		if (!s->esmtp) {
+			reply_error(s, true, "555 5.5.4 Error: parameters need EHLO");
+			return;
+		}
+		if (smtp_param_is(pa, "SIZE")) {
+			if (!pa->value || !parse_size(pa->value, pa->valuelen, &size)) {
+				reply_error(s, true, "501 5.5.4 Error: bad SIZE parameter");
+				return;
+			}
+			if (s->limits->max_message_size && size > s->limits->max_message_size) {
+				log_reject(s, "mailfrom", 552, "SIZE too big");
+				reply_error(s, true, "552 5.3.4 Error: message size exceeds fixed maximum message size");
+				return;
+			}
+		} else if (smtp_param_is(pa, "BODY")) {
+			if (!pa->value || !((pa->valuelen == 4 && !strncasecmp(pa->value, "7BIT", 4)) ||
+			                    (pa->valuelen == 8 && !strncasecmp(pa->value, "8BITMIME", 8)))) {
+				reply_error(s, true, "501 5.5.4 Error: unsupported BODY type");
+				return;
+			}
+		} else if (smtp_param_is(pa, "SMTPUTF8") && !pa->value) {
+			utf8 = true;
+		} else {
+			reply_error(s, true, "555 5.5.4 Error: unsupported parameter %.*s", (int)pa->keylen,
+			            pa->key);
+			return;
+		}
+	}
+	if (p.utf8 && !utf8) {
+		reply_error(s, true, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	if (!pending_new(s, MX_PHASE_MAILFROM)) {
+		reply(s, "451 4.3.0 Out of memory");
+		return;
+	}
+	if (p.null_path)
+		s->pending->a = strdup("");
+	else if (p.domain[0])
+		s->pending->a = malloc(strlen(p.local) + strlen(p.domain) + 2);
+	if (!s->pending->a) {
+		pending_free(s);
+		reply(s, "451 4.3.0 Out of memory");
+		return;
+	}
+	if (!p.null_path)
+		sprintf(s->pending->a, "%s@%s", p.local, p.domain);
+	s->pending->flag = utf8;
+	run_phase(s);
+}
+
+static void lower(char *p)
+{
+	for (; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+}
+
+static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_path p;
+	enum smtp_parse_error e;
+	const struct mx_config *cfg = CFG(s);
+	char domain[SMTP_DOMAIN_MAX + 1];
+
+	e = smtp_parse_path(c->arg, c->arglen, false, &p);
+	if (e != SMTP_PARSE_OK) {
+		path_error(s, e, false);
+		return;
+	}
+	if (p.nparams) {
+		reply_error(s, true, "555 5.5.4 Error: unsupported parameter %.*s",
+		            (int)p.params[0].keylen, p.params[0].key);
+		return;
+	}
+	if (p.utf8 && !s->tx->utf8) {
+		reply_error(s, true, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	if (s->limits->max_recipients && s->tx->nrcpts >= s->limits->max_recipients) {
+		log_reject(s, "rcptto", 452, "too many recipients");
+		reply_error(s, true, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (p.domain[0]) {
+		snprintf(domain, sizeof domain, "%s", p.domain);
+	} else {
+		/* <postmaster> (RFC 5321 §4.5.1): our first domain */
+		snprintf(domain, sizeof domain, "%s",
+		         cfg->nrelay_domains ? cfg->relay_domains[0] : hostname(s));
+	}
+	lower(domain);
+	if (!mx_config_accepts_domain(cfg, domain) && !mx_config_can_relay(cfg, &s->client)) {
+		char q[600];
+		log_reject(s, "rcptto", 550, log_quote(domain, strlen(domain), q, sizeof q));
+		reply_error(s, true, "550 5.7.1 Error: relaying denied");
+		return;
+	}
+	if (!pending_new(s, MX_PHASE_RCPTTO) || !(s->pending->a = strdup(p.local)) ||
+	    !(s->pending->b = strdup(domain))) {
+		pending_free(s);
+		reply(s, "451 4.3.0 Out of memory");
+		return;
+	}
+	run_phase(s);
+}
+
+static void cmd_data(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	if (s->tx->bdat) {
+		reply_error(s, false, "503 5.5.1 Error: DATA after BDAT");
+		return;
+	}
+	if (s->tx->nrcpts == 0) {
+		reply_error(s, true, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	start_message(s);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	enter_state(s, SMTP_STATE_DATA);
+}
+
+static void cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
+{
+	const char *a = c->arg, *sp = memchr(a, ' ', c->arglen);
+	size_t nl = sp ? (size_t)(sp - a) : c->arglen;
+	uint64_t n;
+	bool last = false;
+
+	if (sp) {
+		const char *r = sp;
+		while (r < a + c->arglen && *r == ' ')
+			r++;
+		size_t rl = (size_t)(a + c->arglen - r);
+		if (rl == 4 && strncasecmp(r, "LAST", 4) == 0)
+			last = true;
+		else
+			nl = 0;
+	}
+	if (!parse_size(a, nl, &n)) {
+		/* without a valid size the stream cannot be followed: close */
+		reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		session_close(s);
+		return;
+	}
+	s->chunk_left = n;
+	s->chunk_last = last;
+	s->chunk_err = 0;
+	if (!s->tx)
+		s->chunk_err = 1;
+	else if (s->tx->nrcpts == 0)
+		s->chunk_err = 2;
+	else if (!s->tx->started) {
+		s->tx->bdat = true;
+		start_message(s);
+	}
+	enter_state(s, SMTP_STATE_BDAT);
+}
+
+static void bdat_chunk_done(struct smtp_session *s)
+{
+	enter_state(s, SMTP_STATE_READY);
+	if (s->chunk_err == 1) {
+		reply_error(s, false, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->chunk_err == 2) {
+		reply_error(s, true, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	if (!s->chunk_last) {
+		reply(s, "250 2.0.0 Ok: %llu octets", (unsigned long long)s->tx->size);
+		return;
+	}
+	message_complete(s);
+}
+
+static void cmd_rset(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	tx_end(s);
+	reply(s, "250 2.0.0 Ok");
+	if (s->srv->draining) {
+		reply(s, "421 4.3.2 %s Service shutting down, closing connection", hostname(s));
+		session_close(s);
+	}
+}
+
+static void cmd_noop(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_quit(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply(s, "221 2.0.0 Bye");
+	session_close(s);
+}
+
+static void cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_expn(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply(s, "502 5.5.1 Error: EXPN not supported");
+}
+
+static void cmd_help(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s",
+	      s->srv->tls && !s->tls ? " STARTTLS" : "");
+	reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void tls_start(struct smtp_session *s)
+{
+	SSL *ssl = SSL_new(s->srv->tls);
+	struct bufferevent *tb;
+
+	if (!ssl) {
+		session_close(s);
+		return;
+	}
+	/* Commands pipelined after STARTTLS are discarded (RFC 3207 §4.2). */
+	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
+	tb = bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                    BEV_OPT_CLOSE_ON_FREE);
+	if (!tb) {
+		SSL_free(ssl);
+		session_close(s);
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+	s->bev = tb;
+	bufferevent_setcb(tb, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(tb, EV_READ, 0, SMTP_READ_HIGH);
+	bufferevent_enable(tb, EV_READ | EV_WRITE);
+	enter_state(s, SMTP_STATE_TLS);
+}
+
+static void cmd_starttls(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	if (!s->srv->tls) {
+		reply_error(s, false, "454 4.7.0 Error: TLS not available");
+		return;
+	}
+	if (s->tls) {
+		reply_error(s, false, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (s->tx) {
+		reply_error(s, false, "503 5.5.1 Error: STARTTLS inside a transaction");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	tls_start(s);
+}
+
+static const struct smtp_cmd_def {
+	enum smtp_verb verb;
+	bool (*check)(struct smtp_session *s);
+	void (*proceed)(struct smtp_session *s, const struct smtp_command *c);
+} commands[] = {
+	{SMTP_VERB_HELO, check_any, cmd_helo},
+	{SMTP_VERB_EHLO, check_any, cmd_helo},
+	{SMTP_VERB_MAIL, check_mail, cmd_mail},
+	{SMTP_VERB_RCPT, check_tx, cmd_rcpt},
+	{SMTP_VERB_DATA, check_tx, cmd_data},
+	{SMTP_VERB_BDAT, check_any, cmd_bdat},
+	{SMTP_VERB_RSET, check_any, cmd_rset},
+	{SMTP_VERB_NOOP, check_any, cmd_noop},
+	{SMTP_VERB_QUIT, check_any, cmd_quit},
+	{SMTP_VERB_VRFY, check_any, cmd_vrfy},
+	{SMTP_VERB_EXPN, check_any, cmd_expn},
+	{SMTP_VERB_HELP, check_any, cmd_help},
+	{SMTP_VERB_STARTTLS, check_any, cmd_starttls},
+};
+
+static void dispatch(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command c;
+	enum smtp_parse_error e = smtp_parse_command(line, len, &c);
+
+	switch (e) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_NUL:
+		reply_error(s, false, "500 5.5.2 Error: NUL byte in command");
+		return;
+	case SMTP_PARSE_TOO_LONG:
+		reply_error(s, false, "500 5.5.6 Error: line too long");
+		return;
+	case SMTP_PARSE_UNKNOWN:
+		reply_error(s, false, "500 5.5.1 Error: command not recognized");
+		return;
+	default:
+		reply_error(s, false, "501 5.5.4 Syntax error in parameters or arguments");
+		return;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (commands[i].verb != c.verb)
+			continue;
+		if (commands[i].check(s))
+			commands[i].proceed(s, &c);
+		return;
+	}
+	abort(); /* every parsed verb has a table entry */
+}
+
+/* ------------------------------------------------------------------ */
+/* input steps: each returns true when it consumed something           */
+
+static void begin_session(struct smtp_session *s);
+
+static bool step_proxy(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t len = evbuffer_get_length(in);
+	size_t n = len < PROXY_V2_MAX ? len : PROXY_V2_MAX;
+	struct proxy_info pi;
+	char c[IP_ADDR_TEXT_MAX];
+
+	if (n == 0)
+		return false;
+	switch (proxy_parse(evbuffer_pullup(in, (ev_ssize_t)n), n, &pi)) {
+	case PROXY_NEED_MORE:
+		return false;
+	case PROXY_OK:
+		s->client = pi.src;
+		s->port = pi.src_port;
+		s->proxied = true;
+		evbuffer_drain(in, pi.consumed);
+		break;
+	case PROXY_LOCAL:
+		evbuffer_drain(in, pi.consumed);
+		break;
+	default:
+		s->srv->stats.proxy_errors++;
+		log_event(LOG_NOTICE, "proxy_error", "session=%u peer=%s reason=\"bad header\"", s->id,
+		          client_text(s, c, sizeof c));
+		schedule_free(s); /* no banner, nothing said */
+		return false;
+	}
+	evtimer_del(s->timer);
+	s->timer_kind = TIMER_NONE;
+	begin_session(s);
+	return true;
+}
+
+static bool step_line(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t eol_len = 0;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+	char line[SMTP_LINE_MAX + 1];
+
+	if (p.pos < 0) {
+		size_t len = evbuffer_get_length(in);
+		if (len > SMTP_LINE_MAX) { /* no end in sight: drop, answer at its end */
+			evbuffer_drain(in, len);
+			s->skip_line = true;
+		}
+		return false;
+	}
+	size_t n = (size_t)p.pos;
+	if (s->skip_line || n > SMTP_LINE_MAX - 2) {
+		evbuffer_drain(in, n + eol_len);
+		s->skip_line = false;
+		reply_error(s, false, "500 5.5.6 Error: line too long");
+		return true;
+	}
+	evbuffer_remove(in, line, n);
+	evbuffer_drain(in, eol_len);
+	line[n] = '\0';
+	dispatch(s, line, n);
+	return true;
+}
+
+static bool step_data(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t eol_len = 0, len = evbuffer_get_length(in);
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+
+	if (p.pos < 0) {
+		if (len < SMTP_DATA_CHUNK)
+			return false;
+		/* a long line: take a chunk, but keep a trailing CR for its LF */
+		size_t n = SMTP_DATA_CHUNK;
+		const char *b = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+		if (b[n - 1] == '\r')
+			n--;
+		data_line(s, b, n, false);
+		evbuffer_drain(in, n);
+		return true;
+	}
+	size_t n = (size_t)p.pos + 1;
+	const char *b = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	data_line(s, b, n, true);
+	evbuffer_drain(in, n);
+	return true;
+}
+
+static bool step_bdat(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t len = evbuffer_get_length(in);
+
+	if (s->chunk_left == 0) {
+		bdat_chunk_done(s);
+		return true;
+	}
+	if (len == 0)
+		return false;
+	size_t n = len < s->chunk_left ? len : (size_t)s->chunk_left;
+	if (s->chunk_err == 0) {
+		struct evbuffer_iovec v[8];
+		size_t left = n;
+		int k = evbuffer_peek(in, (ev_ssize_t)n, NULL, v, 8);
+		for (int i = 0; i < k && i < 8 && left; i++) {
+			size_t m = v[i].iov_len < left ? v[i].iov_len : left;
+			body_add(s, v[i].iov_base, m);
+			left -= m;
+		}
+		n -= left; /* more than 8 segments: the rest next round */
+	}
+	evbuffer_drain(in, n);
+	s->chunk_left -= n;
+	if (s->chunk_left == 0)
+		bdat_chunk_done(s);
+	return true;
+}
+
+static void arm_idle(struct smtp_session *s)
+{
+	unsigned t;
+
+	switch (s->state) {
+	case SMTP_STATE_HELO:
+	case SMTP_STATE_READY:
+	case SMTP_STATE_TLS:
+		t = s->limits->idle_time;
+		break;
+	case SMTP_STATE_DATA:
+	case SMTP_STATE_BDAT:
+		t = s->limits->data_time ? s->limits->data_time : s->limits->idle_time;
+		break;
+	default:
+		return;
+	}
+	if (t)
+		arm_timer(s, TIMER_IDLE, t * 1000u);
+}
+
+static void session_process(struct smtp_session *s)
+{
+	struct evbuffer *in;
+	bool progress = true;
+
+	s->in_process = true;
+	while (progress && !s->waiting) {
+		in = bufferevent_get_input(s->bev);
+		switch (s->state) {
+		case SMTP_STATE_PROXY:
+			progress = step_proxy(s, in);
+			break;
+		case SMTP_STATE_HELO:
+		case SMTP_STATE_READY:
+			progress = step_line(s, in);
+			break;
+		case SMTP_STATE_DATA:
+			progress = step_data(s, in);
+			break;
+		case SMTP_STATE_BDAT:
+			progress = step_bdat(s, in);
+			break;
+		default:
+			progress = false;
+			break;
+		}
+	}
+	s->in_process = false;
+	if (!s->waiting && s->state != SMTP_STATE_PROXY)
+		arm_idle(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* events                                                              */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if (s->state == SMTP_STATE_DEAD || s->state == SMTP_STATE_CLOSING) {
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	if (s->state == SMTP_STATE_CONNECT && !s->early_talker) {
+		s->early_talker = true;
+		s->srv->stats.early_talkers++;
+	}
+	session_process(s);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if (s->state == SMTP_STATE_CLOSING)
+		closing_check(s);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	char c[IP_ADDR_TEXT_MAX];
+
+	(void)bev;
+	if (s->state == SMTP_STATE_DEAD)
+		return;
+	if (what & BEV_EVENT_CONNECTED) {
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+		s->tls = true;
+		s->srv->stats.tls++;
+		free(s->helo);
+		s->helo = NULL;
+		s->esmtp = false;
+		log_event(LOG_INFO, "tls", "session=%u client=%s protocol=%s cipher=%s", s->id,
+		          client_text(s, c, sizeof c), ssl ? SSL_get_version(ssl) : "?",
+		          ssl ? SSL_get_cipher_name(ssl) : "?");
+		enter_state(s, SMTP_STATE_HELO);
+		session_process(s);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (s->state == SMTP_STATE_TLS)
+			log_event(LOG_NOTICE, "tls_error", "session=%u client=%s", s->id,
+			          client_text(s, c, sizeof c));
+		s->lost = s->state != SMTP_STATE_CLOSING;
+		schedule_free(s);
+	}
+}
+
+static void session_free(struct smtp_session *s);
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	char c[IP_ADDR_TEXT_MAX];
+
+	(void)fd;
+	(void)what;
+	switch (s->timer_kind) {
+	case TIMER_FREE:
+		session_free(s);
+		return;
+	case TIMER_PROXY:
+		s->srv->stats.proxy_errors++;
+		log_event(LOG_NOTICE, "proxy_error", "session=%u peer=%s reason=\"timeout\"", s->id,
+		          client_text(s, c, sizeof c));
+		schedule_free(s);
+		return;
+	case TIMER_IDLE:
+		s->timer_kind = TIMER_NONE;
+		log_event(LOG_INFO, "timeout", "session=%u client=%s state=%s", s->id,
+		          client_text(s, c, sizeof c), state_names[s->state]);
+		if (s->state == SMTP_STATE_TLS) {
+			schedule_free(s);
+			return;
+		}
+		reply(s, "421 4.4.2 %s Error: timeout exceeded", hostname(s));
+		session_close(s);
+		return;
+	case TIMER_TARPIT:
+		s->timer_kind = TIMER_NONE;
+		s->pending->v.tarpit = 0;
+		phase_finish(s);
+		return;
+	case TIMER_LINGER:
+		closing_check(s);
+		return;
+	default:
+		return;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* birth and death                                                     */
+
+/* After the PROXY header (if any): count, log, connect policy. */
+static void begin_session(struct smtp_session *s)
+{
+	char c[IP_ADDR_TEXT_MAX];
+
+	if (s->srv->audit) {
+		if (!audit_live_add(s->srv->audit, &s->client, smtp_session_listener(s))) {
+			reply(s, "421 4.3.2 %s Service temporarily unavailable", hostname(s));
+			session_close(s);
+			return;
+		}
+		s->in_audit = true;
+	}
+	audit_count(s, AUDIT_CONNECTIONS);
+	log_event(LOG_INFO, "connect", "session=%u client=%s port=%u listener=%s proxied=%s", s->id,
+	          client_text(s, c, sizeof c), s->port,
+	          s->listener ? s->listener->address : "-", s->proxied ? "yes" : "no");
+	enter_state(s, SMTP_STATE_CONNECT);
+	if (!pending_new(s, MX_PHASE_CONNECT)) {
+		reply(s, "421 4.3.0 %s Out of memory", hostname(s));
+		session_close(s);
+		return;
+	}
+	run_phase(s);
+}
+
+static const struct mx_limits *find_limits(const struct mx_config *cfg,
+                                           const struct net_listener *l, unsigned *proxy_timeout,
+                                           bool *proxy)
+{
+	for (size_t i = 0; l && i < cfg->nlistens; i++) {
+		if (strcmp(cfg->listens[i].address, l->address) == 0) {
+			*proxy = cfg->listens[i].proxy_protocol;
+			*proxy_timeout = cfg->listens[i].proxy_timeout;
+			return &cfg->listens[i].limits;
+		}
+	}
+	*proxy = false;
+	*proxy_timeout = 5;
+	return cfg->nlistens ? &cfg->listens[0].limits : &default_limits;
+}
+
+struct smtp_session *smtp_session_start(struct smtp_server *srv, struct bufferevent *bev,
+                                        struct net_listener *listener,
+                                        const struct ip_addr *client, uint16_t port,
+                                        bool proxy)
+{
+	struct smtp_session *s = calloc(1, sizeof *s);
+	unsigned ptimeout = 5;
+	bool lproxy;
+
+	if (!s) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	s->srv = srv;
+	s->cfg = srv->cfg;
+	smtp_cfgref_ref(s->cfg);
+	s->limits = find_limits(CFG(s), listener, &ptimeout, &lproxy);
+	s->bev = bev;
+	s->timer = evtimer_new(srv->base, on_timer, s);
+	if (!s->timer) {
+		smtp_cfgref_unref(s->cfg);
+		bufferevent_free(bev);
+		free(s);
+		return NULL;
+	}
+	s->listener = listener;
+	if (listener) {
+		net_listener_ref(listener);
+		listener->nsessions++;
+	}
+	s->client = *client;
+	s->port = port;
+	s->id = ++session_ids;
+	s->start_ms = mx_now_ms();
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->nsessions++;
+	srv->stats.connections++;
+	bufferevent_setcb(bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, SMTP_READ_HIGH);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (proxy) {
+		s->state = SMTP_STATE_PROXY;
+		arm_timer(s, TIMER_PROXY, ptimeout * 1000u);
+		return s;
+	}
+	begin_session(s);
+	return s;
+}
+
+void smtp_session_accept(struct smtp_server *srv, struct net_listener *l, int fd,
+                         const struct sockaddr *sa, int socklen)
+{
+	const struct mx_config *cfg = srv->cfg->cfg;
+	unsigned ptimeout;
+	bool proxy;
+	const struct mx_limits *lim = find_limits(cfg, l, &ptimeout, &proxy);
+	struct ip_addr client;
+	uint16_t port = 0;
+
+	(void)socklen;
+	if (srv->draining) {
+		close(fd);
+		return;
+	}
+	if ((lim->listener_sessions && l && l->nsessions >= lim->listener_sessions) ||
+	    (cfg->service_sessions && srv->nsessions >= cfg->service_sessions)) {
+		/* Answered without a session: costs one write and a close. */
+		ssize_t w = send(fd, cap_reply, sizeof cap_reply - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+		srv->stats.cap_refused++;
+		close(fd);
+		return;
+	}
+	if (!ip_addr_from_sockaddr(sa, &client, &port)) {
+		close(fd);
+		return;
+	}
+	struct bufferevent *bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		close(fd);
+		return;
+	}
+	smtp_session_start(srv, bev, l, &client, port, proxy);
+}
+
+static void session_free(struct smtp_session *s)
+{
+	struct smtp_server *srv = s->srv;
+	char c[IP_ADDR_TEXT_MAX];
+
+	smtp_policy_cancel(s);
+	pending_free(s);
+	if (s->tx && s->tx->job) {
+		deliver_abandon(srv->deliver, s->tx->job);
+		s->tx->job = NULL;
+	}
+	tx_end(s);
+	if (s->in_audit)
+		audit_live_remove(srv->audit, &s->client, smtp_session_listener(s));
+	if (s->state != SMTP_STATE_PROXY || s->in_audit || s->helo)
+		log_event(LOG_INFO, "disconnect",
+		          "session=%u client=%s messages=%u rcpts=%u errors=%u lost=%s duration_ms=%llu",
+		          s->id, client_text(s, c, sizeof c), s->nmsgs, s->nrcpts, s->errors,
+		          s->lost ? "yes" : "no", (unsigned long long)(mx_now_ms() - s->start_ms));
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	srv->nsessions--;
+	if (s->listener) {
+		s->listener->nsessions--;
+		net_listener_unref(s->listener);
+	}
+	bufferevent_free(s->bev);
+	event_free(s->timer);
+	free(s->helo);
+	smtp_cfgref_unref(s->cfg);
+	free(s);
+	if (srv->draining && srv->nsessions == 0 && srv->on_drained)
+		srv->on_drained(srv);
+}
+
+void smtp_server_drain(struct smtp_server *srv)
+{
+	srv->draining = true;
+	for (struct smtp_session *s = srv->sessions; s; s = s->next) {
+		switch (s->state) {
+		case SMTP_STATE_PROXY:
+		case SMTP_STATE_TLS:
+			schedule_free(s);
+			break;
+		case SMTP_STATE_HELO:
+		case SMTP_STATE_READY:
+			if (s->tx || s->waiting)
+				break; /* finishes its transaction first */
+			reply(s, "421 4.3.2 %s Service shutting down, closing connection", hostname(s));
+			session_close(s);
+			break;
+		default:
+			break;
+		}
+	}
+	if (srv->nsessions == 0 && srv->on_drained)
+		srv->on_drained(srv);
+}
+
+void smtp_server_close_all(struct smtp_server *srv)
+{
+	srv->draining = true;
+	for (struct smtp_session *s = srv->sessions; s; s = s->next) {
+		if (s->state == SMTP_STATE_CLOSING || s->state == SMTP_STATE_DEAD)
+			continue;
+		if (s->state == SMTP_STATE_PROXY || s->state == SMTP_STATE_TLS) {
+			schedule_free(s);
+			continue;
+		}
+		reply(s, "421 4.3.2 %s Service shutting down, closing connection", hostname(s));
+		session_close(s);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* views                                                               */
+
+const struct ip_addr *smtp_session_client(const struct smtp_session *s)
+{
+	return &s->client;
+}
+
+unsigned smtp_session_listener(const struct smtp_session *s)
+{
+	return s->listener ? s->listener->index : 0;
+}
+
+const char *smtp_session_helo(const struct smtp_session *s)
+{
+	return s->pending && s->pending->phase == MX_PHASE_EHLO ? s->pending->a : s->helo;
+}
+
+const char *smtp_session_mail_from(const struct smtp_session *s)
+{
+	return s->tx ? s->tx->mail_from : NULL;
+}
+
+bool smtp_session_early_talker(const struct smtp_session *s)
+{
+	return s->early_talker;
+}
+
+bool smtp_session_tls(const struct smtp_session *s)
+{
+	return s->tls;
+}
