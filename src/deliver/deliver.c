@@ -854,6 +854,22 @@ lost:
 	return RELAY_DONE;
 }
 
+/* An idle connection with something to read (a 421 before an idle close,
+ * or EOF) is stale: the downstream is leaving, do not start a transaction. */
+static bool relay_stale(struct relay_conn *rc)
+{
+	struct pollfd pfd = {.fd = rc->fd, .events = POLLIN};
+	return rc->len > 0 || poll(&pfd, 1, 0) != 0;
+}
+
+static void relay_quit(struct relay_conn *rc)
+{
+	char text[128];
+	if (rc->fd >= 0 && !relay_stale(rc))
+		relay_cmd(rc, "QUIT\r\n", 5, text, sizeof text);
+	relay_close(rc);
+}
+
 static void batch_relay(struct deliver *d, struct worker *wk, struct deliver_job *jobs)
 {
 	struct relay_conn *rc = &wk->rc;
@@ -861,6 +877,8 @@ static void batch_relay(struct deliver *d, struct worker *wk, struct deliver_job
 
 	for (struct deliver_job *j = jobs; j; j = j->next) {
 		j->detail[0] = '\0';
+		if (rc->fd >= 0 && relay_stale(rc))
+			relay_close(rc);
 		for (int attempt = 0; attempt < 2; attempt++) {
 			bool fresh = false;
 			if (rc->fd < 0) {
@@ -926,7 +944,7 @@ static void *worker_main(void *arg)
 			/* EAGAIN: the pipe already holds a wake-up; that is enough */
 		}
 	}
-	relay_close(&wk->rc);
+	relay_quit(&wk->rc);
 	return NULL;
 }
 

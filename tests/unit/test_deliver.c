@@ -453,6 +453,18 @@ UNIT_TEST(relay_to_smtp_sink)
 	CHECK(run_until_done(20));
 	CHECK_EQ(n_ok, 2);
 	CHECK(strstr(detail, "250") != NULL);
+	/* a bigger message, sequentially, over the kept connection */
+	size_t big_len = 300 * 1000;
+	char *big = malloc(big_len + 1);
+	for (size_t i = 0; i < big_len; i++)
+		big[i] = (i % 100 == 98) ? '\r' : (i % 100 == 99) ? '\n' : (i % 100 == 0) ? '.' : 'x';
+	big[big_len] = '\0';
+	reset_counts();
+	pending = 1;
+	deliver_submit(d, make_job("big@x.test", rcpts, big), on_done, detail);
+	free(big);
+	CHECK(run_until_done(20));
+	CHECK_EQ(n_ok, 1);
 	deliver_destroy(d);
 	mx_config_free(cfg);
 	/* the dump holds the message as sent, dots un-stuffed by the sink */
