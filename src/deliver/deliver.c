@@ -14,9 +14,12 @@
  * durable" true:
  *   1. per job: write the message once into the first mailbox's tmp/, hard
  *      link it into the other mailboxes' tmp/ (copy if link() fails);
- *   2. fsync every written file (one per job: the links share the inode);
+ *   2. fsync every written file (one per job: the links share the inode),
+ *      or, for a batch of DELIVER_SYNCFS_MIN jobs or more on one
+ *      filesystem, one syncfs() for them all (one journal commit);
  *   3. rename every tmp/ name into new/;
- *   4. fsync each touched new/ directory once for the whole batch;
+ *   4. fsync each touched new/ directory once for the whole batch (or one
+ *      more syncfs() when step 2 used it);
  *   5. only then post the completions.
  * A crash before 4 leaves at worst files in tmp/ (removed at start by
  * deliver_clean_tmp) or complete files in new/ that nobody saw a 250 for
