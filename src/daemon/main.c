@@ -1,1 +1,148 @@
-int main(void){return 0;}
+/*
+ * main: the mxsieve command line.
+ *
+ *   mxsieve -c FILE            run in the foreground
+ *   mxsieve -t -c FILE         check the configuration and every policy script
+ *   mxsieve -V                 print the version
+ *   mxsieve SUBCOMMAND ...     a tool (table below): --compile, ctl, try, ...
+ *
+ * Subcommands are a table so later issues add a row, not a branch.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/config.h"
+#include "ctl/ctl.h"
+#include "daemon/server.h"
+#include "daemon/version.h"
+#include "policy/policy.h"
+#include "policy/try.h"
+#include "sieve/sieve.h"
+
+#define DEFAULT_CONFIG "examples/mxsieve.conf"
+
+static int usage(FILE *f, int code)
+{
+	fprintf(f, "usage: mxsieve [-t] [-c FILE]\n"
+	           "       mxsieve -V\n"
+	           "       mxsieve --compile FILE [--phase NAME]\n"
+	           "       mxsieve ctl [-c FILE | -s SOCKET] COMMAND...\n"
+	           "       mxsieve try ...\n");
+	return code;
+}
+
+/* `mxsieve ctl`: find the socket from -s PATH, or from -c FILE's
+ * Control_Listener, then hand over to the console client. */
+static int ctl_main(int argc, char **argv)
+{
+	const char *sock = NULL, *conf = DEFAULT_CONFIG;
+	int i = 1;
+	struct mx_config *cfg = NULL;
+
+	for (; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "-s") == 0)
+			sock = argv[i + 1];
+		else if (strcmp(argv[i], "-c") == 0)
+			conf = argv[i + 1];
+		else
+			break;
+	}
+	if (!sock) {
+		char *errs = NULL;
+		cfg = mx_config_load(conf, &errs);
+		if (!cfg || !cfg->control_path) {
+			fprintf(stderr, "%s", errs ? errs : "mxsieve ctl: no Control_Listener configured\n");
+			free(errs);
+			mx_config_free(cfg);
+			return 2;
+		}
+		free(errs);
+		sock = cfg->control_path;
+	}
+	int rc = ctl_client_main(sock, argc - i, argv + i);
+	mx_config_free(cfg);
+	return rc;
+}
+
+static const struct {
+	const char *name;
+	int (*main)(int argc, char **argv);
+} subcommands[] = {
+	{"--compile", sieve_tool_compile_main},
+	{"--sieve-eval", sieve_tool_eval_main},
+	{"ctl", ctl_main},
+	{"try", policy_try_main},
+};
+
+static int check_config(const char *path)
+{
+	char *errs = NULL;
+	struct mx_config *cfg = mx_config_load(path, &errs);
+
+	if (!cfg) {
+		fputs(errs ? errs : "mxsieve: cannot load the configuration\n", stderr);
+		free(errs);
+		return 1;
+	}
+	free(errs);
+	errs = NULL;
+	struct policy *p = policy_load(cfg, &errs);
+	if (!p) {
+		fputs(errs ? errs : "mxsieve: policy scripts failed to compile\n", stderr);
+		free(errs);
+		mx_config_free(cfg);
+		return 1;
+	}
+	free(errs);
+	policy_unref(p);
+	mx_config_free(cfg);
+	printf("%s: ok\n", path);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = DEFAULT_CONFIG;
+	bool test = false;
+	int opt;
+
+	if (argc > 1) {
+		for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++) {
+			if (strcmp(argv[1], subcommands[i].name) == 0) {
+				if (subcommands[i].name[0] == '-')
+					return subcommands[i].main(argc, argv);
+				return subcommands[i].main(argc - 1, argv + 1);
+			}
+		}
+	}
+	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'V':
+			printf("mxsieve %s\n", MXSIEVE_VERSION);
+			return 0;
+		case 'h':
+			return usage(stdout, 0);
+		default:
+			return usage(stderr, 2);
+		}
+	}
+	if (optind != argc)
+		return usage(stderr, 2);
+	if (test)
+		return check_config(config);
+
+	struct mx_server srv;
+	if (mx_server_start(&srv, config) < 0)
+		return 1;
+	int rc = mx_server_run(&srv);
+	mx_server_free(&srv);
+	return rc;
+}

@@ -1,0 +1,415 @@
+/*
+ * server: daemon life cycle. See server.h.
+ */
+#include "daemon/server.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "audit/audit.h"
+#include "conf/config.h"
+#include "ctl/ctl.h"
+#include "deliver/deliver.h"
+#include "net/listener.h"
+#include "net/tls.h"
+#include "smtp/smtp_session.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define MX_DELIVER_THREADS 2
+
+static void on_accept(struct net_listener *l, int fd, struct sockaddr *sa, int socklen,
+                      void *arg)
+{
+	struct mx_server *srv = arg;
+	smtp_session_accept(&srv->smtp, l, fd, sa, socklen);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof tmp)
+		return -1;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static struct net_listener *find_listener(struct mx_server *srv, const char *address)
+{
+	for (struct net_listener *l = srv->listeners; l; l = l->next)
+		if (strcmp(l->address, address) == 0)
+			return l;
+	return NULL;
+}
+
+/* Bind every Listen of cfg not open yet; close those cfg no longer has.
+ * Returns -1 when a new one cannot be bound (errors in err). */
+static int sync_listeners(struct mx_server *srv, const struct mx_config *cfg, bool closing_ok,
+                          char *err, size_t errlen)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < cfg->nlistens; i++) {
+		if (find_listener(srv, cfg->listens[i].address))
+			continue;
+		struct net_listener *l = net_listener_open(srv->base, &cfg->listens[i], srv->next_index,
+		                                           on_accept, srv, err, errlen);
+		if (!l) {
+			rc = -1;
+			break;
+		}
+		srv->next_index++;
+		l->next = srv->listeners;
+		srv->listeners = l;
+		log_event(LOG_INFO, "listen", "address=%s index=%u proxy=%s", l->address, l->index,
+		          cfg->listens[i].proxy_protocol ? "yes" : "no");
+	}
+	if (!closing_ok)
+		return rc;
+	struct net_listener **pp = &srv->listeners;
+	while (*pp) {
+		struct net_listener *l = *pp;
+		bool keep = false;
+		for (size_t i = 0; i < cfg->nlistens && !keep; i++)
+			keep = strcmp(cfg->listens[i].address, l->address) == 0;
+		if (keep) {
+			pp = &l->next;
+			continue;
+		}
+		*pp = l->next;
+		log_event(LOG_INFO, "unlisten", "address=%s index=%u", l->address, l->index);
+		net_listener_close(l);
+	}
+	return rc;
+}
+
+static int drop_privileges(const struct mx_config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->user || geteuid() != 0)
+		return 0;
+	struct passwd *pw = getpwnam(cfg->user);
+	if (!pw) {
+		snprintf(err, errlen, "%s: User \"%s\": no such user", cfg->path, cfg->user);
+		return -1;
+	}
+	/* The files we created as root must stay usable by the user. */
+	char cert[2048], key[2048];
+	net_tls_paths(cfg, cert, key, sizeof cert);
+	if (!cfg->tls_certificate) {
+		if (cfg->tls_dir && chown(cfg->tls_dir, pw->pw_uid, pw->pw_gid) < 0) {
+			snprintf(err, errlen, "chown %s: %s", cfg->tls_dir, strerror(errno));
+			return -1;
+		}
+		if (chown(cert, pw->pw_uid, pw->pw_gid) < 0 || chown(key, pw->pw_uid, pw->pw_gid) < 0) {
+			snprintf(err, errlen, "chown %s: %s", key, strerror(errno));
+			return -1;
+		}
+	}
+	if (cfg->maildir && chown(cfg->maildir, pw->pw_uid, pw->pw_gid) < 0) {
+		snprintf(err, errlen, "chown %s: %s", cfg->maildir, strerror(errno));
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		snprintf(err, errlen, "dropping privileges to %s: %s", cfg->user, strerror(errno));
+		return -1;
+	}
+	if (pw->pw_uid != 0 && (setuid(0) == 0 || geteuid() == 0 || getegid() != pw->pw_gid)) {
+		snprintf(err, errlen, "dropping privileges to %s: still privileged", cfg->user);
+		return -1;
+	}
+	log_event(LOG_INFO, "privileges", "user=%s uid=%u gid=%u", cfg->user, (unsigned)pw->pw_uid,
+	          (unsigned)pw->pw_gid);
+	return 0;
+}
+
+static void on_drained(struct smtp_server *smtp)
+{
+	struct mx_server *srv = (struct mx_server *)((char *)smtp - offsetof(struct mx_server, smtp));
+	log_event(LOG_INFO, "drained", "sessions=0");
+	event_base_loopexit(srv->base, NULL);
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *arg)
+{
+	struct mx_server *srv = arg;
+	(void)fd;
+	(void)what;
+	log_event(LOG_NOTICE, "shutdown_grace_expired", "sessions=%u", srv->smtp.nsessions);
+	smtp_server_close_all(&srv->smtp);
+	/* closing sessions flush for at most ~10 s; then stop regardless */
+	struct timeval tv = {11, 0};
+	event_base_loopexit(srv->base, &tv);
+}
+
+void mx_server_stop(struct mx_server *srv)
+{
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	unsigned grace = srv->smtp.cfg->cfg->shutdown_grace;
+	log_event(LOG_INFO, "shutdown", "sessions=%u grace=%u", srv->smtp.nsessions, grace);
+	for (struct net_listener *l = srv->listeners; l; l = l->next)
+		net_listener_enable(l, false);
+	srv->grace = evtimer_new(srv->base, on_grace, srv);
+	struct timeval tv = {grace, 0};
+	evtimer_add(srv->grace, &tv);
+	smtp_server_drain(&srv->smtp);
+}
+
+int mx_server_reload(struct mx_server *srv, char **errors)
+{
+	char *errs = NULL, err[512];
+	struct mx_config *cfg = mx_config_load(srv->config_path, &errs);
+
+	*errors = NULL;
+	if (!cfg) {
+		*errors = errs ? errs : strdup("unknown error");
+		return -1;
+	}
+	free(errs);
+	SSL_CTX *tls = NULL;
+	if (net_tls_prepare(cfg, err, sizeof err) < 0 || !(tls = net_tls_create(cfg, err, sizeof err))) {
+		mx_config_free(cfg);
+		*errors = strdup(err);
+		return -1;
+	}
+	if (sync_listeners(srv, cfg, true, err, sizeof err) < 0) {
+		/* keep what was bound so far; report the failure */
+		SSL_CTX_free(tls);
+		mx_config_free(cfg);
+		*errors = strdup(err);
+		return -1;
+	}
+	const struct mx_config *old = srv->smtp.cfg->cfg;
+	if ((old->maildir && cfg->maildir && strcmp(old->maildir, cfg->maildir) != 0) ||
+	    old->delivery != cfg->delivery)
+		log_event(LOG_WARNING, "reload", "note=\"Maildir/Delivery change needs a restart\"");
+	SSL_CTX_free(srv->smtp.tls);
+	srv->smtp.tls = tls;
+	log_set_level(cfg->log_level);
+	struct smtp_cfgref *ref = smtp_cfgref_new(cfg);
+	if (!ref) {
+		mx_config_free(cfg);
+		*errors = strdup("out of memory");
+		return -1;
+	}
+	smtp_server_set_config(&srv->smtp, ref);
+	log_event(LOG_INFO, "reload", "config=%s result=ok", srv->config_path);
+	return 0;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct mx_server *srv = arg;
+	(void)what;
+	if (sig == SIGHUP) {
+		char *errors = NULL;
+		if (mx_server_reload(srv, &errors) < 0) {
+			char *save = NULL;
+			for (char *line = strtok_r(errors, "\n", &save); line;
+			     line = strtok_r(NULL, "\n", &save)) {
+				char q[1024];
+				log_event(LOG_ERR, "reload_error", "error=%s",
+				          log_quote(line, strlen(line), q, sizeof q));
+			}
+			log_event(LOG_ERR, "reload", "config=%s result=failed note=\"keeping the old configuration\"",
+			          srv->config_path);
+		}
+		free(errors);
+		return;
+	}
+	mx_server_stop(srv);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct mx_server *srv = arg;
+	(void)fd;
+	(void)what;
+	if (srv->smtp.audit)
+		audit_tick(srv->smtp.audit, mx_now_ms());
+}
+
+static char *ctl_reload(void *arg, int argc, char **argv)
+{
+	char *errors = NULL;
+	(void)argc;
+	(void)argv;
+	if (mx_server_reload(arg, &errors) == 0)
+		return strdup("reloaded");
+	size_t n = strlen(errors) + 32;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "error: %s", errors);
+	free(errors);
+	return out;
+}
+
+static char *ctl_summary(void *arg, int argc, char **argv)
+{
+	struct mx_server *srv = arg;
+	const struct smtp_stats *st = &srv->smtp.stats;
+	char *out = malloc(512);
+	(void)argc;
+	(void)argv;
+	if (out)
+		snprintf(out, 512,
+		         "sessions: %u\nconnections: %llu\nmessages: %llu\nrefused: %llu\n"
+		         "concurrency_refused: %llu\nproxy_errors: %llu\nearly_talkers: %llu\ntls: %llu",
+		         srv->smtp.nsessions, (unsigned long long)st->connections,
+		         (unsigned long long)st->messages, (unsigned long long)st->refused,
+		         (unsigned long long)st->cap_refused, (unsigned long long)st->proxy_errors,
+		         (unsigned long long)st->early_talkers, (unsigned long long)st->tls);
+	return out;
+}
+
+int mx_server_start(struct mx_server *srv, const char *config_path)
+{
+	char *errs = NULL, err[4200];
+	struct mx_config *cfg;
+
+	memset(srv, 0, sizeof *srv);
+	srv->config_path = strdup(config_path);
+	cfg = mx_config_load(config_path, &errs);
+	if (!cfg) {
+		fputs(errs ? errs : "mxsieve: cannot load the configuration\n", stderr);
+		free(errs);
+		return -1;
+	}
+	free(errs);
+	log_open(cfg->log_syslog, "mxsieve");
+	log_set_level(cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() < 0) {
+		fprintf(stderr, "mxsieve: evthread_use_pthreads failed\n");
+		mx_config_free(cfg);
+		return -1;
+	}
+	srv->base = event_base_new();
+	srv->smtp.base = srv->base;
+	srv->smtp.on_drained = on_drained;
+	srv->smtp.cfg = smtp_cfgref_new(cfg);
+	if (!srv->base || !srv->smtp.cfg) {
+		fprintf(stderr, "mxsieve: out of memory\n");
+		return -1;
+	}
+	if (net_tls_prepare(cfg, err, sizeof err) < 0 ||
+	    !(srv->smtp.tls = net_tls_create(cfg, err, sizeof err))) {
+		fprintf(stderr, "%s: %s\n", cfg->path, err);
+		return -1;
+	}
+	if (cfg->delivery == MX_DELIVERY_MAILDIR && cfg->maildir && mkdir_p(cfg->maildir, 0755) < 0) {
+		fprintf(stderr, "%s: Maildir %s: %s\n", cfg->path, cfg->maildir, strerror(errno));
+		return -1;
+	}
+	deliver_clean_tmp(cfg);
+	if (sync_listeners(srv, cfg, false, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: %s\n", cfg->path, err);
+		return -1;
+	}
+	if (cfg->control_path) {
+		srv->ctl = ctl_create(srv->base, cfg->control_path, err, sizeof err);
+		if (!srv->ctl) {
+			fprintf(stderr, "%s: Control_Listener: %s\n", cfg->path, err);
+			return -1;
+		}
+		ctl_register(srv->ctl, "reload", "reload the configuration", ctl_reload, srv);
+		ctl_register(srv->ctl, "summary", "server counters", ctl_summary, srv);
+	}
+	if (drop_privileges(cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "mxsieve: %s\n", err);
+		return -1;
+	}
+	srv->smtp.deliver = deliver_create(srv->base, cfg, MX_DELIVER_THREADS);
+	if (!srv->smtp.deliver) {
+		fprintf(stderr, "mxsieve: cannot start delivery\n");
+		return -1;
+	}
+	struct audit_monitor_spec specs[16];
+	struct audit_config ac = {.monitors = specs, .max_tracked = cfg->audit.max_tracked};
+	for (size_t i = 0; i < cfg->audit.nmonitors && i < 16; i++) {
+		specs[i].window = cfg->audit.monitors[i].window;
+		specs[i].count = cfg->audit.monitors[i].count;
+		ac.nmonitors++;
+	}
+	srv->smtp.audit = audit_create(&ac);
+	if (!srv->smtp.audit) {
+		fprintf(stderr, "mxsieve: cannot create the audit state\n");
+		return -1;
+	}
+	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+	srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
+	srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_signal, srv);
+	srv->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, srv);
+	struct timeval one = {1, 0};
+	if (!srv->sig_term || !srv->sig_int || !srv->sig_hup || !srv->tick ||
+	    evsignal_add(srv->sig_term, NULL) < 0 || evsignal_add(srv->sig_int, NULL) < 0 ||
+	    evsignal_add(srv->sig_hup, NULL) < 0 || evtimer_add(srv->tick, &one) < 0) {
+		fprintf(stderr, "mxsieve: cannot install signal handlers\n");
+		return -1;
+	}
+	log_event(LOG_INFO, "start", "config=%s hostname=%s listeners=%zu pid=%ld", cfg->path,
+	          cfg->hostname ? cfg->hostname : "-", cfg->nlistens, (long)getpid());
+	return 0;
+}
+
+int mx_server_run(struct mx_server *srv)
+{
+	event_base_dispatch(srv->base);
+	log_event(LOG_INFO, "stop", "sessions=%u messages=%llu", srv->smtp.nsessions,
+	          (unsigned long long)srv->smtp.stats.messages);
+	return srv->exit_code;
+}
+
+void mx_server_free(struct mx_server *srv)
+{
+	while (srv->listeners) {
+		struct net_listener *l = srv->listeners;
+		srv->listeners = l->next;
+		net_listener_close(l);
+	}
+	if (srv->ctl)
+		ctl_destroy(srv->ctl);
+	/* Sessions still open here were told 421; their jobs finish in deliver. */
+	if (srv->smtp.deliver)
+		deliver_destroy(srv->smtp.deliver);
+	if (srv->smtp.audit && srv->smtp.nsessions == 0)
+		audit_destroy(srv->smtp.audit);
+	if (srv->sig_term)
+		event_free(srv->sig_term);
+	if (srv->sig_int)
+		event_free(srv->sig_int);
+	if (srv->sig_hup)
+		event_free(srv->sig_hup);
+	if (srv->tick)
+		event_free(srv->tick);
+	if (srv->grace)
+		event_free(srv->grace);
+	if (srv->smtp.tls)
+		SSL_CTX_free(srv->smtp.tls);
+	if (srv->smtp.nsessions == 0) {
+		smtp_cfgref_unref(srv->smtp.cfg);
+		event_base_free(srv->base);
+	}
+	free(srv->config_path);
+}

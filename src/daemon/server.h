@@ -1,0 +1,60 @@
+/*
+ * server: the running daemon: configuration life cycle, listeners, signals,
+ * reload, shutdown and privilege drop, around one struct smtp_server.
+ *
+ * Start-up order (each step may fail with FILE:LINE or a named path):
+ * config -> TLS files -> Maildir root -> deliver_clean_tmp -> bind
+ * listeners -> drop privileges -> delivery threads -> audit -> control
+ * socket -> signals -> loop.
+ *
+ * Reload (SIGHUP, or the console's "reload"): a new config is loaded and
+ * checked completely; on any error every message is logged and the old one
+ * stays. On success it is swapped in for new sessions (running sessions
+ * keep theirs), Listen entries that appeared are bound, those that
+ * disappeared are closed (their sessions finish), the TLS context is
+ * rebuilt. Not changed by a reload: User, Maildir/Delivery target,
+ * inbound_audit monitors, Control_Listener (they need a restart; the log
+ * says so when they differ).
+ */
+#ifndef MX_DAEMON_SERVER_H
+#define MX_DAEMON_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "smtp/smtp_server.h"
+
+struct event;
+struct net_listener;
+struct ctl;
+
+struct mx_server {
+	struct event_base *base;
+	struct smtp_server smtp;
+	struct net_listener *listeners;
+	unsigned next_index;         /* listener numbers are never reused */
+	char *config_path;
+	struct ctl *ctl;
+	struct event *sig_term, *sig_int, *sig_hup, *tick, *grace;
+	bool stopping;
+	int exit_code;
+};
+
+/* Load FILE and bring the server up, listening. Returns 0, or -1 after
+ * printing each error to stderr as "FILE:LINE: message" or "mxsieve: ...". */
+int mx_server_start(struct mx_server *srv, const char *config_path);
+
+/* Run the event loop until shutdown completes; returns the exit status. */
+int mx_server_run(struct mx_server *srv);
+
+/* Reload the configuration file. Returns 0 on success; on failure -1 and a
+ * malloc'd text of every error in *errors (caller frees). */
+int mx_server_reload(struct mx_server *srv, char **errors);
+
+/* Begin a graceful shutdown (what SIGTERM does). */
+void mx_server_stop(struct mx_server *srv);
+
+/* Free everything (after mx_server_run returned). */
+void mx_server_free(struct mx_server *srv);
+
+#endif
