@@ -1,0 +1,4 @@
+discard;
+# phase: data
+# expect: action=discard
+# expect: discard=yes

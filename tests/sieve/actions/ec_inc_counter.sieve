@@ -1,0 +1,3 @@
+ec_inc_counter "mycount";
+# phase: connect
+# expect: counter=connect:mycount (informational)

@@ -1,0 +1,5 @@
+ec_tarpit 200;
+ec_tarpit 200;
+# capped by max_tarpit (default 300)
+# phase: connect
+# expect: tarpit=300

@@ -1,0 +1,4 @@
+keep;
+# phase: connect
+# expect: action=keep
+# expect: counter=connect:keep.sieve:1 (informational)

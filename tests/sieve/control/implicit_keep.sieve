@@ -1,0 +1,4 @@
+if false { reject "x"; }
+# phase: connect
+# expect: action=none
+# expect: status=done

@@ -1,0 +1,3 @@
+$n = audit_series_add "spam" "60,10" 2;
+# phase: connect
+# expect: status=done

@@ -1,0 +1,3 @@
+$n = audit_series_add "spam" "sixty";
+# phase: connect
+# expect: status=error

@@ -1,0 +1,3 @@
+$r = ec_dns_lookup "x.example" "SRV";
+# phase: connect
+# expect: status=error

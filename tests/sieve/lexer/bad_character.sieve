@@ -1,0 +1,3 @@
+@ keep;
+# phase: connect
+# expect-compile: 1:1: unexpected character '@'

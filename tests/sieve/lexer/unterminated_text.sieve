@@ -1,0 +1,4 @@
+ec_log text:
+abc
+# phase: connect
+# expect-compile: unterminated text: string

@@ -1,0 +1,3 @@
+if exists "x" { keep; }
+# phase: ehlo
+# expect-compile: 'exists' cannot be used

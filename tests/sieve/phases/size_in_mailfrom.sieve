@@ -1,0 +1,3 @@
+if size :over 1 { keep; }
+# phase: mailfrom
+# expect-compile: 'size' cannot be used in the mailfrom phase

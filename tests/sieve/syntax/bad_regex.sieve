@@ -1,0 +1,3 @@
+if ec_test :regex "a" "(" { keep; }
+# phase: connect
+# expect-compile: bad regex

@@ -1,0 +1,3 @@
+if header :is :contains "a" "b" { keep; }
+# phase: data
+# expect-compile: conflicts with an earlier tag

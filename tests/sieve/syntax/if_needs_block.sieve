@@ -1,0 +1,3 @@
+if true;
+# phase: connect
+# expect-compile: 'if' needs a block

@@ -1,0 +1,3 @@
+if not (true, false) { keep; }
+# phase: connect
+# expect-compile: 'not' needs exactly one test

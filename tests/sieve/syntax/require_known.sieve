@@ -1,0 +1,3 @@
+require ["variables", "relational", "comparator-i;ascii-numeric", "envelope", "regex", "reject"];
+# phase: connect
+# expect: status=done

@@ -1,0 +1,3 @@
+if size 10 { keep; }
+# phase: data
+# expect-compile: 'size' needs :over or :under

@@ -1,0 +1,3 @@
+$x = nofunc "a";
+# phase: connect
+# expect-compile: unknown function 'nofunc'

@@ -1,0 +1,3 @@
+ec_log "%{zz}";
+# phase: connect
+# expect-compile: unknown macro %{zz}

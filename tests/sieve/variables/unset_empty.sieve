@@ -1,0 +1,3 @@
+ec_log "[${nothing}]";
+# phase: connect
+# expect: log=unset_empty.sieve:1: []
