@@ -1001,11 +1001,6 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, true, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
 		return;
 	}
-	if (s->limits->max_recipients && s->tx->nrcpts >= s->limits->max_recipients) {
-		log_reject(s, "rcptto", 452, "too many recipients");
-		reply_error(s, true, "452 4.5.3 Error: too many recipients");
-		return;
-	}
 	if (p.domain[0]) {
 		snprintf(domain, sizeof domain, "%s", p.domain);
 	} else {
@@ -1018,6 +1013,11 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		char q[600];
 		log_reject(s, "rcptto", 550, log_quote(domain, strlen(domain), q, sizeof q));
 		reply_error(s, true, "550 5.7.1 Error: relaying denied");
+		return;
+	}
+	if (s->limits->max_recipients && s->tx->nrcpts >= s->limits->max_recipients) {
+		log_reject(s, "rcptto", 452, "too many recipients");
+		reply_error(s, true, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	if (!pending_new(s, MX_PHASE_RCPTTO) || !(s->pending->a = strdup(p.local)) ||
