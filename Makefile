@@ -10,7 +10,7 @@
 #   make fuzz       build the fuzz targets with clang into build-fuzz/
 
 CC      ?= cc
-PKGS    := libevent libevent_openssl libevent_pthreads libpcre2-8 openssl
+PKGS    := libevent libevent_openssl libevent_pthreads libpcre2-8 openssl libcares
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

@@ -1,0 +1,320 @@
+/*
+ * dns: c-ares driven by libevent. See dns.h.
+ *
+ * c-ares reports the sockets it wants watched through its socket-state
+ * callback; each gets one persistent libevent event. After every call into
+ * c-ares the single timer is re-armed from ares_timeout(), which is how
+ * retries and timeouts happen without a thread.
+ */
+#include "net/dns.h"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <event2/event.h>
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DNS_MAX_SOCKETS 16
+#define DNS_MAX_ANSWERS 32
+
+struct dns_sock {
+	ares_socket_t fd;
+	struct event *ev;
+};
+
+struct dns_resolver {
+	struct event_base *base;
+	ares_channel channel;
+	struct event *timer;
+	struct dns_sock socks[DNS_MAX_SOCKETS];
+};
+
+struct dns_query {
+	struct dns_resolver *r;
+	enum dns_type type;
+	dns_done_fn done; /* NULL once cancelled */
+	void *arg;
+};
+
+static void dns_rearm(struct dns_resolver *r)
+{
+	struct timeval max = {3600, 0}, tv;
+	struct timeval *t = ares_timeout(r->channel, &max, &tv);
+
+	evtimer_add(r->timer, t);
+}
+
+static void dns_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_resolver *r = arg;
+
+	ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	dns_rearm(r);
+}
+
+static void dns_on_socket(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_resolver *r = arg;
+
+	ares_process_fd(r->channel, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
+	                (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	dns_rearm(r);
+}
+
+static void dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dns_resolver *r = data;
+	struct dns_sock *slot = NULL, *free_slot = NULL;
+
+	for (int i = 0; i < DNS_MAX_SOCKETS; i++) {
+		if (r->socks[i].ev && r->socks[i].fd == fd)
+			slot = &r->socks[i];
+		else if (!r->socks[i].ev && !free_slot)
+			free_slot = &r->socks[i];
+	}
+	if (slot) {
+		event_free(slot->ev);
+		slot->ev = NULL;
+	}
+	if (!readable && !writable)
+		return;
+	if (!slot)
+		slot = free_slot;
+	if (!slot)
+		return; /* more sockets than c-ares opens with our options */
+	slot->fd = fd;
+	slot->ev = event_new(r->base, fd,
+	                     (short)((readable ? EV_READ : 0) | (writable ? EV_WRITE : 0) | EV_PERSIST),
+	                     dns_on_socket, r);
+	if (slot->ev)
+		event_add(slot->ev, NULL);
+}
+
+struct dns_resolver *dns_resolver_create(struct event_base *base, const char *server,
+                                         unsigned timeout, char *err, size_t errlen)
+{
+	static bool library_ready;
+	struct ares_options opts;
+	int optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+	              ARES_OPT_FLAGS;
+	struct dns_resolver *r;
+	int rc;
+
+	if (!library_ready) {
+		if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+			snprintf(err, errlen, "DNS library: %s", ares_strerror(rc));
+			return NULL;
+		}
+		library_ready = true;
+	}
+	r = calloc(1, sizeof *r);
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->base = base;
+	memset(&opts, 0, sizeof opts);
+	opts.sock_state_cb = dns_sock_state;
+	opts.sock_state_cb_data = r;
+	if (timeout == 0)
+		timeout = 5;
+	opts.tries = 2;
+	opts.timeout = (int)(timeout * 1000 / 2);
+	/* No search domains and no /etc/hosts: a DNSBL name is asked as written. */
+	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+	rc = ares_init_options(&r->channel, &opts, optmask);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "DNS resolver: %s", ares_strerror(rc));
+		free(r);
+		return NULL;
+	}
+	if (server) {
+		rc = ares_set_servers_ports_csv(r->channel, server);
+		if (rc != ARES_SUCCESS) {
+			snprintf(err, errlen, "DNS_Server \"%s\": %s", server, ares_strerror(rc));
+			ares_destroy(r->channel);
+			free(r);
+			return NULL;
+		}
+	}
+	r->timer = evtimer_new(base, dns_on_timer, r);
+	if (!r->timer) {
+		snprintf(err, errlen, "out of memory");
+		ares_destroy(r->channel);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Turn a reply into text answers; returns the count. */
+static size_t dns_parse(enum dns_type type, const unsigned char *abuf, int alen,
+                        char **out, bool *bad)
+{
+	size_t n = 0;
+	char buf[INET6_ADDRSTRLEN];
+
+	*bad = false;
+	switch (type) {
+	case DNS_TYPE_A: {
+		struct ares_addrttl a[DNS_MAX_ANSWERS];
+		int na = DNS_MAX_ANSWERS;
+		if (ares_parse_a_reply(abuf, alen, NULL, a, &na) != ARES_SUCCESS) {
+			*bad = true;
+			return 0;
+		}
+		for (int i = 0; i < na && n < DNS_MAX_ANSWERS; i++)
+			if (inet_ntop(AF_INET, &a[i].ipaddr, buf, sizeof buf))
+				out[n++] = strdup(buf);
+		break;
+	}
+	case DNS_TYPE_AAAA: {
+		struct ares_addr6ttl a[DNS_MAX_ANSWERS];
+		int na = DNS_MAX_ANSWERS;
+		if (ares_parse_aaaa_reply(abuf, alen, NULL, a, &na) != ARES_SUCCESS) {
+			*bad = true;
+			return 0;
+		}
+		for (int i = 0; i < na && n < DNS_MAX_ANSWERS; i++)
+			if (inet_ntop(AF_INET6, &a[i].ip6addr, buf, sizeof buf))
+				out[n++] = strdup(buf);
+		break;
+	}
+	case DNS_TYPE_TXT: {
+		struct ares_txt_ext *txt = NULL;
+		if (ares_parse_txt_reply_ext(abuf, alen, &txt) != ARES_SUCCESS) {
+			*bad = true;
+			return 0;
+		}
+		/* A record may come in several character-strings: join them. */
+		for (struct ares_txt_ext *t = txt; t; t = t->next) {
+			if (t->record_start || n == 0) {
+				if (n == DNS_MAX_ANSWERS)
+					break;
+				out[n++] = strndup((const char *)t->txt, t->length);
+			} else if (out[n - 1]) {
+				size_t ol = strlen(out[n - 1]);
+				char *j = realloc(out[n - 1], ol + t->length + 1);
+				if (j) {
+					memcpy(j + ol, t->txt, t->length);
+					j[ol + t->length] = '\0';
+					out[n - 1] = j;
+				}
+			}
+		}
+		ares_free_data(txt);
+		break;
+	}
+	case DNS_TYPE_MX: {
+		struct ares_mx_reply *mx = NULL;
+		if (ares_parse_mx_reply(abuf, alen, &mx) != ARES_SUCCESS) {
+			*bad = true;
+			return 0;
+		}
+		for (struct ares_mx_reply *m = mx; m && n < DNS_MAX_ANSWERS; m = m->next) {
+			char line[300];
+			snprintf(line, sizeof line, "%u %s", m->priority, m->host);
+			out[n++] = strdup(line);
+		}
+		ares_free_data(mx);
+		break;
+	}
+	case DNS_TYPE_PTR: {
+		struct hostent *h = NULL;
+		unsigned char dummy[16] = {0};
+		if (ares_parse_ptr_reply(abuf, alen, dummy, 4, AF_INET, &h) != ARES_SUCCESS) {
+			*bad = true;
+			return 0;
+		}
+		if (h->h_name && n < DNS_MAX_ANSWERS)
+			out[n++] = strdup(h->h_name);
+		/* c-ares lists every PTR name among the aliases, the first too. */
+		for (char **al = h->h_aliases; al && *al && n < DNS_MAX_ANSWERS; al++)
+			if (!h->h_name || strcmp(*al, h->h_name) != 0)
+				out[n++] = strdup(*al);
+		ares_free_hostent(h);
+		break;
+	}
+	}
+	return n;
+}
+
+static void dns_on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_query *q = arg;
+	char *answers[DNS_MAX_ANSWERS];
+	size_t n = 0;
+	enum dns_status st = DNS_FAILED;
+	bool bad = false;
+
+	if (!q->done) {
+		free(q);
+		return;
+	}
+	if (status == ARES_SUCCESS) {
+		/* A reply the parser refuses (no record of the type, or a
+		 * malformed one) counts as an answer with no records. */
+		n = dns_parse(q->type, abuf, alen, answers, &bad);
+		st = DNS_OK;
+		for (size_t i = 0; i < n; i++)
+			if (!answers[i]) {
+				answers[i] = answers[--n];
+				i--;
+			}
+	} else if (status == ARES_ENOTFOUND) {
+		st = DNS_NXDOMAIN;
+	} else if (status == ARES_ENODATA) {
+		st = DNS_OK;
+	}
+	q->done(q->arg, st, (const char *const *)answers, n);
+	for (size_t i = 0; i < n; i++)
+		free(answers[i]);
+	free(q);
+}
+
+struct dns_query *dns_lookup(struct dns_resolver *r, const char *name, enum dns_type type,
+                             dns_done_fn done, void *arg)
+{
+	static const int qtype[] = {
+		[DNS_TYPE_A] = ns_t_a,     [DNS_TYPE_AAAA] = ns_t_aaaa, [DNS_TYPE_TXT] = ns_t_txt,
+		[DNS_TYPE_MX] = ns_t_mx,   [DNS_TYPE_PTR] = ns_t_ptr,
+	};
+	struct dns_query *q;
+
+	if (type < DNS_TYPE_A || type > DNS_TYPE_PTR)
+		return NULL;
+	q = calloc(1, sizeof *q);
+	if (!q)
+		return NULL;
+	q->r = r;
+	q->type = type;
+	q->done = done;
+	q->arg = arg;
+	ares_query(r->channel, name, ns_c_in, qtype[type], dns_on_answer, q);
+	dns_rearm(r);
+	return q;
+}
+
+void dns_cancel(struct dns_query *q)
+{
+	/* c-ares still calls back (and frees q there); we only silence it. */
+	if (q)
+		q->done = NULL;
+}
+
+void dns_resolver_free(struct dns_resolver *r)
+{
+	if (!r)
+		return;
+	/* ares_destroy calls every pending callback with ARES_EDESTRUCTION. */
+	ares_destroy(r->channel);
+	for (int i = 0; i < DNS_MAX_SOCKETS; i++)
+		if (r->socks[i].ev)
+			event_free(r->socks[i].ev);
+	event_free(r->timer);
+	free(r);
+}

@@ -1,0 +1,135 @@
+/* Unit tests for src/net/dns: every record type, NXDOMAIN, a dead server and
+ * cancellation, against a real dnsmasq started on a loopback port. */
+#include "unit.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "net/dns.h"
+
+#define DNS_TEST_PORT "35353"
+
+struct answer {
+	int calls;
+	enum dns_status status;
+	char text[512];
+};
+
+static void on_done(void *arg, enum dns_status st, const char *const *answers, size_t n)
+{
+	struct answer *a = arg;
+	a->calls++;
+	a->status = st;
+	a->text[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			strcat(a->text, "|");
+		strncat(a->text, answers[i], sizeof a->text - strlen(a->text) - 2);
+	}
+}
+
+static pid_t start_dnsmasq(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv",
+		      "--no-hosts", "--no-daemon", "--listen-address=127.0.0.1",
+		      "--bind-interfaces", "--port=" DNS_TEST_PORT, "--user=root", "--pid-file=",
+		      "--address=/listed.zone.test/127.0.0.2",
+		      "--host-record=v6.zone.test,2001:db8::5",
+		      "--txt-record=2.0.0.127.zone.test,listed for spam",
+		      "--mx-host=mail.zone.test,mx1.zone.test,10",
+		      "--ptr-record=5.2.0.192.in-addr.arpa,host.zone.test",
+		      "--local=/zone.test/", "--log-facility=/dev/null", (char *)NULL);
+		_exit(127);
+	}
+	usleep(300 * 1000);
+	return pid;
+}
+
+static void wait_for(struct event_base *base, struct answer *a)
+{
+	for (int i = 0; i < 300 && a->calls == 0; i++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(10 * 1000);
+}
+
+UNIT_TEST(lookups)
+{
+	char err[128];
+	pid_t pid = start_dnsmasq();
+	struct event_base *base = event_base_new();
+	struct dns_resolver *r = dns_resolver_create(base, "127.0.0.1:" DNS_TEST_PORT, 2, err, sizeof err);
+	CHECK(r != NULL);
+	if (!r)
+		goto out;
+	struct answer a = {0};
+	dns_lookup(r, "listed.zone.test", DNS_TYPE_A, on_done, &a);
+	wait_for(base, &a);
+	CHECK_EQ(a.calls, 1);
+	CHECK_EQ(a.status, DNS_OK);
+	CHECK_STR(a.text, "127.0.0.2");
+
+	memset(&a, 0, sizeof a);
+	dns_lookup(r, "v6.zone.test", DNS_TYPE_AAAA, on_done, &a);
+	wait_for(base, &a);
+	CHECK_STR(a.text, "2001:db8::5");
+
+	memset(&a, 0, sizeof a);
+	dns_lookup(r, "2.0.0.127.zone.test", DNS_TYPE_TXT, on_done, &a);
+	wait_for(base, &a);
+	CHECK_STR(a.text, "listed for spam");
+
+	memset(&a, 0, sizeof a);
+	dns_lookup(r, "mail.zone.test", DNS_TYPE_MX, on_done, &a);
+	wait_for(base, &a);
+	CHECK_STR(a.text, "10 mx1.zone.test");
+
+	memset(&a, 0, sizeof a);
+	dns_lookup(r, "5.2.0.192.in-addr.arpa", DNS_TYPE_PTR, on_done, &a);
+	wait_for(base, &a);
+	CHECK_STR(a.text, "host.zone.test");
+
+	memset(&a, 0, sizeof a);
+	dns_lookup(r, "nothing.zone.test", DNS_TYPE_A, on_done, &a);
+	wait_for(base, &a);
+	CHECK_EQ(a.status, DNS_NXDOMAIN);
+
+	/* Cancelled: the callback never runs, even when the answer comes. */
+	struct answer c = {0};
+	struct dns_query *q = dns_lookup(r, "listed.zone.test", DNS_TYPE_A, on_done, &c);
+	dns_cancel(q);
+	memset(&a, 0, sizeof a);
+	dns_lookup(r, "listed.zone.test", DNS_TYPE_A, on_done, &a);
+	wait_for(base, &a);
+	CHECK_EQ(c.calls, 0);
+	dns_resolver_free(r);
+out:
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	event_base_free(base);
+}
+
+UNIT_TEST(dead_server_fails_in_time)
+{
+	char err[128];
+	struct event_base *base = event_base_new();
+	/* Nothing listens there: the lookup must fail, not hang. */
+	struct dns_resolver *r = dns_resolver_create(base, "127.0.0.1:35354", 1, err, sizeof err);
+	struct answer a = {0};
+	dns_lookup(r, "x.zone.test", DNS_TYPE_A, on_done, &a);
+	wait_for(base, &a);
+	CHECK_EQ(a.calls, 1);
+	CHECK_EQ(a.status, DNS_FAILED);
+	dns_resolver_free(r);
+	char bad[] = "not an address";
+	CHECK(dns_resolver_create(base, bad, 1, err, sizeof err) == NULL);
+	event_base_free(base);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return unit_run();
+}
