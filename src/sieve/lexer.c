@@ -287,7 +287,8 @@ void sieve_lex_next(struct sieve_lexer *lx, struct sieve_token *t)
 		else
 			sieve_error(lx->c, t->line, t->col, "unexpected byte 0x%02x",
 			            (unsigned)(unsigned char)ch);
-		while (lx->p < lx->end && !isspace((unsigned char)*lx->p) &&
+		adv(lx); /* at least the bad byte: it may be a NUL, which strchr finds */
+		while (lx->p < lx->end && *lx->p && !isspace((unsigned char)*lx->p) &&
 		       !strchr("[](){},;\"", *lx->p))
 			adv(lx);
 		t->kind = TOK_ERROR;
