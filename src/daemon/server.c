@@ -168,8 +168,13 @@ void mx_server_stop(struct mx_server *srv)
 	srv->stopping = true;
 	unsigned grace = srv->smtp.cfg->cfg->shutdown_grace;
 	log_event(LOG_INFO, "shutdown", "sessions=%u grace=%u", srv->smtp.nsessions, grace);
-	for (struct net_listener *l = srv->listeners; l; l = l->next)
-		net_listener_enable(l, false);
+	/* Close the sockets (not just stop accepting): new clients get a
+	 * refusal at once instead of waiting in the backlog. */
+	while (srv->listeners) {
+		struct net_listener *l = srv->listeners;
+		srv->listeners = l->next;
+		net_listener_close(l);
+	}
 	srv->grace = evtimer_new(srv->base, on_grace, srv);
 	struct timeval tv = {grace, 0};
 	evtimer_add(srv->grace, &tv);

@@ -343,9 +343,9 @@ static bool reply_error(struct smtp_session *s, bool refusal, const char *fmt, .
 
 static void log_reject(struct smtp_session *s, const char *phase, unsigned code, const char *why)
 {
-	char c[IP_ADDR_TEXT_MAX];
-	log_event(LOG_INFO, "reject", "session=%u client=%s phase=%s code=%u reason=\"%s\"", s->id,
-	          client_text(s, c, sizeof c), phase, code, why);
+	char c[IP_ADDR_TEXT_MAX], q[600];
+	log_event(LOG_INFO, "reject", "session=%u client=%s phase=%s code=%u reason=%s", s->id,
+	          client_text(s, c, sizeof c), phase, code, log_quote(why, strlen(why), q, sizeof q));
 }
 
 /* Send a verdict's reply: each line gets the code (multi-line with '-'). */
@@ -666,7 +666,7 @@ static void deliver_done(struct deliver_job *job, void *arg)
 		          job->nrcpts, (unsigned long long)s->tx->size);
 		break;
 	case DELIVER_TEMPFAIL:
-		reply(s, "451 4.3.0 Error: queue file write error, try again later");
+		reply(s, "451 4.3.0 Error: could not store the message, try again later");
 		s->srv->stats.refused++;
 		log_reject(s, "deliver", 451, job->detail);
 		break;
@@ -880,7 +880,7 @@ static bool parse_size(const char *v, size_t n, uint64_t *out)
 
 static void path_error(struct smtp_session *s, enum smtp_parse_error e, bool mail)
 {
-	const char *what = mail ? "5.1.7 Error: bad sender address" : "5.1.3 Error: bad recipient address";
+	const char *what = mail ? "5.5.4 Error: bad sender address" : "5.5.4 Error: bad recipient address";
 	switch (e) {
 	case SMTP_PARSE_UTF8:
 		reply_error(s, true, "501 5.6.7 Error: invalid UTF-8 in address");
@@ -1010,8 +1010,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	}
 	lower(domain);
 	if (!mx_config_accepts_domain(cfg, domain) && !mx_config_can_relay(cfg, &s->client)) {
-		char q[600];
-		log_reject(s, "rcptto", 550, log_quote(domain, strlen(domain), q, sizeof q));
+		log_reject(s, "rcptto", 550, "relaying denied");
 		reply_error(s, true, "550 5.7.1 Error: relaying denied");
 		return;
 	}
@@ -1037,7 +1036,7 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	if (s->tx->nrcpts == 0) {
-		reply_error(s, true, "554 5.5.1 Error: no valid recipients");
+		reply_error(s, true, "503 5.5.1 Error: no valid recipients");
 		return;
 	}
 	start_message(s);
@@ -1090,7 +1089,7 @@ static void bdat_chunk_done(struct smtp_session *s)
 		return;
 	}
 	if (s->chunk_err == 2) {
-		reply_error(s, true, "554 5.5.1 Error: no valid recipients");
+		reply_error(s, true, "503 5.5.1 Error: no valid recipients");
 		return;
 	}
 	if (!s->chunk_last) {
