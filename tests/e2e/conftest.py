@@ -3,13 +3,18 @@
   mx          a started server with the default e2e configuration
   mx_factory  make_server(**MxServer kwargs) -> a started server; use it when a
               test needs its own options (limits, Bare_LF, relay...)
+  world_tmp   a 0755 directory under /tmp for helpers that drop privileges
   procs       a list to which a test appends helper Popen objects (haproxy,
               smtp-sink); each is stopped at teardown by PID, bounded.
 
 Every server is stopped at teardown with SIGTERM, a bounded wait, then
 SIGKILL, by PID; its log is printed when the test failed.
 """
+import os
+import pathlib
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -55,6 +60,17 @@ def procs():
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=5)
+
+
+@pytest.fixture
+def world_tmp():
+    """A directory under /tmp that other users can traverse (0755): pytest's
+    tmp_path sits below a 0700 directory, which helpers that drop to
+    `nobody` or `postfix` (smtp-sink -u, Postfix's daemons) cannot enter."""
+    d = tempfile.mkdtemp(prefix="mxsieve-e2e-")
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

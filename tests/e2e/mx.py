@@ -335,7 +335,8 @@ class MxServer:
     # -- maildir ------------------------------------------------------------
     def mailbox(self, addr):
         local, domain = addr.rsplit("@", 1)
-        return self.maildir / domain.lower() / local
+        # docs/CONFIGURATION.md: domain and local part are ASCII-lower-cased
+        return self.maildir / domain.lower() / local.lower()
 
     def new_files(self, addr=None):
         """Files in new/ of one mailbox, or of every mailbox when addr is None."""

@@ -5,6 +5,7 @@ sink's, and a downstream that is down (or refuses) is reported at end of
 data: 451 4.3.0 for down or 4xx, 5xx for a permanent refusal.
 """
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -15,6 +16,8 @@ SINK = "/usr/sbin/smtp-sink"
 
 
 def start_sink(tmp_path, procs, *extra):
+    """smtp-sink on a free port, dumping each transaction into tmp_path/sink/
+    (tmp_path must be traversable by `nobody`: use the world_tmp fixture)."""
     if not os.access(SINK, os.X_OK):
         raise AssertionError(f"{SINK} missing: install postfix (scripts/install-deps.sh)")
     port = free_port(v6=False)
@@ -44,8 +47,8 @@ def relay_server(mx_factory, target):
     return mx_factory(options={"Delivery": "relay", "Relay_Target": target})
 
 
-def test_relay_reaches_sink_after_its_250(mx_factory, tmp_path, procs):
-    port, dump = start_sink(tmp_path, procs, "-W", ".:2")  # 2 s before answering "."
+def test_relay_reaches_sink_after_its_250(mx_factory, world_tmp, procs):
+    port, dump = start_sink(world_tmp, procs, "-W", ".:2")  # 2 s before answering "."
     mx = relay_server(mx_factory, f"127.0.0.1:{port}")
     msgid, data = make_message(body_lines=["relay body", ".dot line", "", "last"])
     with mx.connect() as c:
@@ -83,8 +86,8 @@ def test_relay_downstream_down_is_451(mx_factory):
         assert code == 451 and text[0].startswith("4.3.0"), (code, text)
 
 
-def test_relay_downstream_refusals(mx_factory, tmp_path, procs):
-    port, dump = start_sink(tmp_path, procs, "-r", "RCPT")  # every RCPT gets 4xx downstream
+def test_relay_downstream_refusals(mx_factory, world_tmp, procs):
+    port, dump = start_sink(world_tmp, procs, "-r", "RCPT")  # every RCPT gets 4xx downstream
     mx = relay_server(mx_factory, f"127.0.0.1:{port}")
     _, data = make_message()
     with mx.connect() as c:
@@ -93,8 +96,8 @@ def test_relay_downstream_refusals(mx_factory, tmp_path, procs):
     assert [p for p in dump.iterdir() if p.is_file() and p.stat().st_size] == []
 
 
-def test_relay_downstream_permanent_refusal(mx_factory, tmp_path, procs):
-    port, _ = start_sink(tmp_path, procs, "-f", ".")  # end of data refused with 5xx
+def test_relay_downstream_permanent_refusal(mx_factory, world_tmp, procs):
+    port, _ = start_sink(world_tmp, procs, "-f", ".")  # end of data refused with 5xx
     mx = relay_server(mx_factory, f"127.0.0.1:{port}")
     _, data = make_message()
     with mx.connect() as c:
@@ -105,3 +108,160 @@ def test_relay_downstream_permanent_refusal(mx_factory, tmp_path, procs):
         c.send(data + b".\r\n")
         code, text = c.reply(timeout=30)
         assert 500 <= code < 600 and text[0].startswith("5."), (code, text)
+
+
+# --------------------------------------------------------------------------
+# A private Postfix instance as the downstream (needs root, like Postfix)
+
+POSTFIX_MAIN = """compatibility_level = 3.6
+queue_directory = {d}/queue
+data_directory = {d}/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+meta_directory = /etc/postfix
+shlib_directory = /usr/lib/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = downstream.e2e.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = {d}/vmail
+virtual_mailbox_maps = static:mbox/
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+maillog_file_prefixes = {d}
+maillog_file = {d}/postfix.log
+smtputf8_enable = no
+biff = no
+"""
+
+POSTFIX_MASTER = """127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+smtp      unix  - - n - - smtp
+relay     unix  - - n - - smtp
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+virtual   unix  - n n - - virtual
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"""
+
+
+class PostfixInstance:
+    """`postfix -c DIR start-fg`, stopped through its master's PID file (the
+    start-fg wrapper does not exec the master when its PID is not 1)."""
+
+    def __init__(self, d, port):
+        self.d, self.port = d, port
+        self.log = open(d / "fg.log", "wb")
+        self.wrapper = subprocess.Popen(["/usr/sbin/postfix", "-c", str(d / "conf"), "start-fg"],
+                                        stdin=subprocess.DEVNULL, stdout=self.log,
+                                        stderr=self.log)
+
+    def master_pid(self):
+        try:
+            return int((self.d / "queue" / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def poll(self):
+        return self.wrapper.poll()
+
+    def terminate(self):
+        pid = self.master_pid()
+        if pid:
+            try:
+                os.kill(pid, 15)
+            except ProcessLookupError:
+                pass
+        if self.wrapper.poll() is None:
+            self.wrapper.terminate()
+
+    def wait(self, timeout):
+        deadline = time.monotonic() + timeout
+        pid = self.master_pid()
+        while pid and time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        return self.wrapper.wait(timeout=max(0.1, deadline - time.monotonic()))
+
+    def kill(self):
+        pid = self.master_pid()
+        if pid:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        self.wrapper.kill()
+
+
+def start_postfix(root, procs):
+    assert os.geteuid() == 0, "a private Postfix instance needs root"
+    assert os.access("/usr/sbin/postfix", os.X_OK), "postfix is not installed"
+    d = root / "postfix"
+    for sub in ("conf", "queue", "data", "vmail"):
+        (d / sub).mkdir(parents=True)
+    shutil.chown(d / "vmail", "nobody", "nogroup")
+    shutil.chown(d / "data", "postfix")
+    port = free_port(v6=False)
+    (d / "conf" / "main.cf").write_text(POSTFIX_MAIN.format(d=d))
+    (d / "conf" / "master.cf").write_text(POSTFIX_MASTER.format(port=port))
+    pf = PostfixInstance(d, port)
+    procs.append(pf)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.settimeout(5)
+                if s.recv(256).startswith(b"220"):
+                    s.sendall(b"QUIT\r\n")
+                    break
+        except OSError:
+            pass
+        assert pf.poll() is None or pf.master_pid(), \
+            f"postfix did not start: {(d / 'fg.log').read_text()}"
+        assert time.monotonic() < deadline, "postfix never listened: " + (d / "fg.log").read_text()
+        time.sleep(0.1)
+    return pf, d / "vmail" / "mbox" / "new"
+
+
+def test_relay_to_private_postfix(mx_factory, world_tmp, procs):
+    pf, new = start_postfix(world_tmp, procs)
+    mx = relay_server(mx_factory, f"127.0.0.1:{pf.port}")
+    msgids = []
+    with mx.connect() as c:
+        c.ehlo()
+        for i in range(3):
+            msgid, data = make_message(body_lines=[f"message {i}", ".leading dot", "x" * 900])
+            c.send_message("a@example.test", [f"pf{i}@example.test"], data)
+            msgids.append((msgid, data))
+    deadline = time.monotonic() + 20
+    while len(list(new.glob("*")) if new.is_dir() else []) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    files = sorted(new.glob("*")) if new.is_dir() else []
+    assert len(files) == 3, f"Postfix delivered {len(files)} of 3; its log:\n" + \
+        (pf.d / "postfix.log").read_text()[-3000:]
+    got = b"".join(f.read_bytes() for f in files)
+    for msgid, data in msgids:
+        body = data.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
+        assert body in got, f"{msgid} not intact downstream"
+    # our Received header travelled with the message, below Postfix's own
+    assert b"by mx.e2e.test" in got and b"downstream.e2e.test" in got
