@@ -85,9 +85,12 @@ static bool skip_space(struct sieve_lexer *lx)
 static void lex_quoted(struct sieve_lexer *lx, struct sieve_token *t)
 {
 	adv(lx); /* the opening quote */
-	/* The unescaped text is never longer than the source. */
-	const char *start = lx->p;
-	size_t max = (size_t)(lx->end - start);
+	/* Size the copy from a first scan to the closing quote: allocating the
+	 * rest of the source per string would make lexing quadratic. */
+	const char *start = lx->p, *q = start;
+	while (q < lx->end && *q != '"')
+		q += (*q == '\\' && q + 1 < lx->end) ? 2 : 1;
+	size_t max = (size_t)(q - start);
 	char *buf = sieve_arena_alloc(lx->c->arena, max + 1);
 	if (!buf) {
 		t->kind = TOK_ERROR;
@@ -131,7 +134,18 @@ static void lex_multiline(struct sieve_lexer *lx, struct sieve_token *t)
 		return;
 	}
 	adv(lx);
-	size_t max = (size_t)(lx->end - lx->p);
+	/* The text ends at a line holding only "."; size the copy from a scan. */
+	const char *q = lx->p;
+	while (q < lx->end) {
+		const char *le = memchr(q, '\n', (size_t)(lx->end - q));
+		size_t ll = le ? (size_t)(le - q) : (size_t)(lx->end - q);
+		if (ll && q[ll - 1] == '\r')
+			ll--;
+		if (ll == 1 && q[0] == '.')
+			break;
+		q = le ? le + 1 : lx->end;
+	}
+	size_t max = (size_t)(q - lx->p);
 	char *buf = sieve_arena_alloc(lx->c->arena, max + 1);
 	if (!buf) {
 		t->kind = TOK_ERROR;
