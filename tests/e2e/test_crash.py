@@ -7,6 +7,7 @@ complete (it ends with the body's last line naming its own Message-ID), and
 after a restart the partial files left in tmp/ are removed.
 """
 import re
+import subprocess
 import threading
 import time
 
@@ -38,15 +39,29 @@ def test_sigkill_during_load(mx_factory):
     acked, lock, stop = [], threading.Lock(), threading.Event()
     threads = [threading.Thread(target=sender, args=(mx, i, acked, lock, stop), daemon=True)
                for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 20 * SLOW
-    while time.monotonic() < deadline:
-        with lock:
-            if len(acked) >= 300:
-                break
-        time.sleep(0.02)
-    mx.kill()
+    # Background load from smtp-source (to another mailbox) so that the
+    # delivery threads are busy with group commits when the kill lands.
+    source = subprocess.Popen(["/usr/sbin/smtp-source", "-s", "20", "-m", "100000", "-l", "4096",
+                               "-d", "-f", "a@example.test", "-t", "bulk@example.test",
+                               f"127.0.0.1:{mx.port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20 * SLOW
+        while time.monotonic() < deadline:
+            with lock:
+                if len(acked) >= 1500:
+                    break
+            time.sleep(0.01)
+        mx.kill()
+    finally:
+        if source.poll() is None:
+            try:
+                source.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                source.kill()
+                source.wait(timeout=5)
     stop.set()
     for t in threads:
         t.join(timeout=15)
@@ -68,6 +83,13 @@ def test_sigkill_during_load(mx_factory):
     lost = [m for m in acked_now if m not in found]
     assert not lost, f"{len(lost)} of {len(acked_now)} acknowledged messages lost, e.g. {lost[:3]}"
 
+    bulk = mx.new_files("bulk@example.test")
+    assert bulk, "smtp-source delivered nothing: no load during the kill"
+    for f in bulk:
+        raw = f.read_bytes()
+        assert raw.startswith(b"Return-Path: <a@example.test>") and len(raw) > 4096, \
+            f"{f} is partial ({len(raw)} bytes)"
+
     # Plant a partial file, as a crash mid-write leaves it, then restart.
     tmpdir = mx.mailbox(RCPT) / "tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
@@ -83,4 +105,5 @@ def test_sigkill_during_load(mx_factory):
     with mx.connect() as c:
         c.ehlo()
         c.send_message("a@example.test", [RCPT], data)
-    print(f"\ncrash: {len(acked_now)} acknowledged, {len(found)} in new/ after SIGKILL")
+    print(f"\ncrash: {len(acked_now)} acknowledged, {len(found)} in new/ after SIGKILL, "
+          f"{len(bulk)} from smtp-source")
