@@ -60,6 +60,7 @@
 
 #define SMTP_READ_HIGH (64 * 1024) /* input buffered while a phase waits */
 #define SMTP_DATA_CHUNK 8192       /* partial DATA line handled at once */
+#define SMTP_WRITE_HIGH (32 * 1024) /* replies queued before parsing pauses */
 #define SMTP_LINGER_TICKS 200      /* x 50 ms to flush the last reply */
 #define SMTP_RCPT_GROW 4
 
@@ -139,6 +140,7 @@ struct smtp_session {
 	uint32_t nmsgs, nrcpts, id;
 	bool esmtp, tls, proxied, early_talker, in_audit, waiting, in_process;
 	bool skip_line, chunk_last, lost;
+	bool out_blocked;           /* a client that pipelines without reading */
 };
 
 static const struct mx_limits default_limits = {
@@ -1165,6 +1167,7 @@ static void tls_start(struct smtp_session *s)
 	s->bev = tb;
 	bufferevent_setcb(tb, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(tb, EV_READ, 0, SMTP_READ_HIGH);
+	bufferevent_setwatermark(tb, EV_WRITE, SMTP_WRITE_HIGH / 2, 0);
 	bufferevent_enable(tb, EV_READ | EV_WRITE);
 	enter_state(s, SMTP_STATE_TLS);
 }
@@ -1387,6 +1390,12 @@ static void session_process(struct smtp_session *s)
 
 	s->in_process = true;
 	while (progress && !s->waiting) {
+		/* Replies pile up when a client pipelines and never reads: stop
+		 * parsing until on_write sees the output drain. */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTP_WRITE_HIGH) {
+			s->out_blocked = true;
+			break;
+		}
 		in = bufferevent_get_input(s->bev);
 		switch (s->state) {
 		case SMTP_STATE_PROXY:
@@ -1437,8 +1446,13 @@ static void on_write(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	(void)bev;
-	if (s->state == SMTP_STATE_CLOSING)
+	if (s->state == SMTP_STATE_CLOSING) {
 		closing_check(s);
+	} else if (s->out_blocked && s->state != SMTP_STATE_DEAD) {
+		s->out_blocked = false;
+		if (!s->in_process)
+			session_process(s);
+	}
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -1602,6 +1616,7 @@ struct smtp_session *smtp_session_start(struct smtp_server *srv, struct bufferev
 	srv->stats.connections++;
 	bufferevent_setcb(bev, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(bev, EV_READ, 0, SMTP_READ_HIGH);
+	bufferevent_setwatermark(bev, EV_WRITE, SMTP_WRITE_HIGH / 2, 0);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	if (proxy) {
 		s->state = SMTP_STATE_PROXY;
