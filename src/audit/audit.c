@@ -29,10 +29,12 @@ struct audit_named {
 };
 
 struct audit {
-	struct audit_pool live_pool;          /* every live trie's nodes */
-	struct audit_live_trie service;       /* all listeners */
-	struct audit_live_trie *listeners;    /* one per listener number */
-	unsigned nlisteners;
+	struct audit_mtrie service;           /* every listener: block counts */
+	struct audit_xhash exact[2];          /* [0] IPv4, [1] IPv6: per address */
+	struct audit_mtrie **ltrie;           /* [l], l >= 1: listener l's own trie
+	                                       * (NULL while it has no session);
+	                                       * listener 0 is service - the rest */
+	unsigned nlisteners;                  /* highest listener seen + 1 */
 	struct audit_monitor_spec monitors[AUDIT_MONITORS_MAX];
 	size_t nmonitors;
 	struct audit_wtrie *mon;              /* all monitors, 3 counters each */
@@ -91,7 +93,9 @@ struct audit *audit_create(const struct audit_config *cfg)
 	struct audit *a = calloc(1, sizeof *a);
 	if (a == NULL)
 		return NULL;
-	audit_pool_init(&a->live_pool, sizeof(struct audit_live_node));
+	audit_mtrie_init(&a->service);
+	audit_xhash_init(&a->exact[0], 1);
+	audit_xhash_init(&a->exact[1], 4);
 	a->max_tracked = cfg && cfg->max_tracked ? cfg->max_tracked : AUDIT_DEFAULT_MAX_TRACKED;
 	if (cfg && cfg->nmonitors > 0) {
 		struct audit_wseries ws[AUDIT_MONITORS_MAX];
@@ -121,8 +125,15 @@ void audit_destroy(struct audit *a)
 {
 	if (a == NULL)
 		return;
-	audit_pool_release(&a->live_pool);
-	free(a->listeners);
+	audit_mtrie_release(&a->service);
+	audit_xhash_release(&a->exact[0]);
+	audit_xhash_release(&a->exact[1]);
+	for (unsigned l = 0; l < a->nlisteners; l++) {
+		if (a->ltrie[l] != NULL)
+			audit_mtrie_release(a->ltrie[l]);
+		free(a->ltrie[l]);
+	}
+	free(a->ltrie);
 	audit_wtrie_destroy(a->mon);
 	for (size_t i = 0; i < a->nseries; i++)
 		audit_wtrie_destroy(a->series[i].t);
@@ -135,6 +146,7 @@ bool audit_live_add(struct audit *a, const struct ip_addr *client, unsigned list
 {
 	struct ip_addr c = norm(client);
 	uint32_t key[4];
+	struct audit_mtrie *lt = NULL;
 
 	if (c.family != IP_V4 && c.family != IP_V6)
 		abort(); /* the server only accepts IPv4/IPv6 peers */
@@ -142,20 +154,40 @@ bool audit_live_add(struct audit *a, const struct ip_addr *client, unsigned list
 		return false;
 	if (listener >= a->nlisteners) {
 		unsigned n = listener + 1;
-		struct audit_live_trie *l = realloc(a->listeners, n * sizeof *l);
+		struct audit_mtrie **l = realloc(a->ltrie, n * sizeof *l);
 		if (l == NULL)
 			return false;
 		memset(l + a->nlisteners, 0, (n - a->nlisteners) * sizeof *l);
-		a->listeners = l;
+		a->ltrie = l;
 		a->nlisteners = n;
 	}
-	/* Both tries may split once: reserve first so that an allocation
-	 * failure changes nothing. */
-	if (!audit_pool_reserve(&a->live_pool, 4))
-		return false;
+	if (listener > 0) {
+		if (a->ltrie[listener] == NULL) {
+			lt = malloc(sizeof *lt);
+			if (lt == NULL)
+				return false;
+			audit_mtrie_init(lt);
+			a->ltrie[listener] = lt;
+		}
+		lt = a->ltrie[listener];
+	}
+	/* Reserve every node the tries may need, then the hash (which may
+	 * refuse): out of memory changes no count. */
 	unsigned bits = audit_key_from(&c, key);
-	audit_live_trie_add(&a->live_pool, &a->service, key, bits);
-	audit_live_trie_add(&a->live_pool, &a->listeners[listener], key, bits);
+	unsigned v6 = bits == 128;
+	if (!audit_mtrie_reserve(&a->service) || (lt != NULL && !audit_mtrie_reserve(lt)))
+		return false;
+	if (!audit_xhash_add(&a->exact[v6], key, listener == 0))
+		return false;
+	if (!audit_mtrie_add(&a->service, key, bits)) {
+		audit_xhash_remove(&a->exact[v6], key, listener == 0);
+		return false;
+	}
+	if (lt != NULL && !audit_mtrie_add(lt, key, bits)) {
+		audit_mtrie_remove(&a->service, key, bits);
+		audit_xhash_remove(&a->exact[v6], key, false);
+		return false;
+	}
 	return true;
 }
 
@@ -164,11 +196,26 @@ void audit_live_remove(struct audit *a, const struct ip_addr *client, unsigned l
 	struct ip_addr c = norm(client);
 	uint32_t key[4];
 
-	if (listener >= a->nlisteners)
+	if (listener >= a->nlisteners || (c.family != IP_V4 && c.family != IP_V6))
 		abort(); /* remove without add */
 	unsigned bits = audit_key_from(&c, key);
-	audit_live_trie_remove(&a->live_pool, &a->listeners[listener], key, bits);
-	audit_live_trie_remove(&a->live_pool, &a->service, key, bits);
+	unsigned v6 = bits == 128;
+	/* The first structure checks the pairing before changing anything;
+	 * after it, the others must agree. */
+	if (listener > 0) {
+		struct audit_mtrie *lt = a->ltrie[listener];
+		if (lt == NULL || !audit_mtrie_remove(lt, key, bits))
+			abort(); /* remove without add */
+		if (lt->total[0] + lt->total[1] == 0) {
+			audit_mtrie_release(lt);
+			free(lt);
+			a->ltrie[listener] = NULL;
+		}
+	}
+	if (!audit_xhash_remove(&a->exact[v6], key, listener == 0))
+		abort();
+	if (!audit_mtrie_remove(&a->service, key, bits))
+		abort();
 }
 
 uint64_t audit_live_count(const struct audit *a, const struct ip_addr *net,
@@ -176,21 +223,31 @@ uint64_t audit_live_count(const struct audit *a, const struct ip_addr *net,
 {
 	struct ip_addr n = norm(net);
 	uint32_t key[4];
-	const struct audit_live_trie *t;
 
 	if (n.family != IP_V4 && n.family != IP_V6)
 		return 0;
-	if (listener == AUDIT_ANY_LISTENER)
-		t = &a->service;
-	else if (listener >= 0 && (unsigned)listener < a->nlisteners)
-		t = &a->listeners[listener];
-	else
+	if (listener != AUDIT_ANY_LISTENER &&
+	    (listener < 0 || (unsigned)listener >= a->nlisteners))
 		return 0;
 	unsigned bits = audit_key_from(&n, key);
+	unsigned v6 = bits == 128;
 	if (prefix > bits)
 		return 0;
 	audit_key_mask(key, prefix);
-	return audit_live_trie_count(&a->live_pool, t, key, bits, prefix);
+	if (listener > 0) {
+		const struct audit_mtrie *lt = a->ltrie[listener];
+		return lt ? audit_mtrie_count(lt, key, bits, prefix) : 0;
+	}
+	if (prefix == bits) /* one probe of the exact table */
+		return audit_xhash_get(&a->exact[v6], key, listener == 0);
+	uint64_t sum = audit_mtrie_count(&a->service, key, bits, prefix);
+	if (listener == 0) {
+		/* The slower path: listener 0 is what the others leave. */
+		for (unsigned l = 1; l < a->nlisteners; l++)
+			if (a->ltrie[l] != NULL)
+				sum -= audit_mtrie_count(a->ltrie[l], key, bits, prefix);
+	}
+	return sum;
 }
 
 /* ---- argument parsing ---- */
@@ -427,9 +484,13 @@ void audit_get_stats(const struct audit *a, struct audit_stats *out)
 	memset(out, 0, sizeof *out);
 	out->live_sessions = audit_live_count(a, &any4, 0, AUDIT_ANY_LISTENER) +
 	                     audit_live_count(a, &any6, 0, AUDIT_ANY_LISTENER);
-	out->live_addresses = a->service.leaves;
-	out->bytes = sizeof *a + audit_pool_bytes(&a->live_pool) +
-	             a->nlisteners * sizeof *a->listeners;
+	out->live_addresses = a->service.addrs;
+	out->bytes = sizeof *a + audit_mtrie_bytes(&a->service) +
+	             audit_xhash_bytes(&a->exact[0]) + audit_xhash_bytes(&a->exact[1]) +
+	             a->nlisteners * sizeof *a->ltrie;
+	for (unsigned l = 0; l < a->nlisteners; l++)
+		if (a->ltrie[l] != NULL)
+			out->bytes += sizeof *a->ltrie[l] + audit_mtrie_bytes(a->ltrie[l]);
 	if (a->mon) {
 		out->tracked_addresses += audit_wtrie_tracked(a->mon);
 		out->evictions += audit_wtrie_evictions(a->mon);
@@ -628,11 +689,11 @@ char *audit_format_top(struct audit *a, unsigned n, const char *mask,
 		}
 		if (do4) {
 			h.v6 = 0;
-			audit_live_trie_blocks(&a->live_pool, &a->service, 32, p4, top_visit, &h);
+			audit_mtrie_blocks(&a->service, 32, p4, top_visit, &h);
 		}
 		if (do6) {
 			h.v6 = 1;
-			audit_live_trie_blocks(&a->live_pool, &a->service, 128, p6, top_visit, &h);
+			audit_mtrie_blocks(&a->service, 128, p6, top_visit, &h);
 		}
 		qsort(h.e, h.n, sizeof *h.e, top_cmp);
 	}

@@ -29,7 +29,8 @@
 
 struct audit_pool {
 	size_t elem;             /* bytes per node, a multiple of 4 */
-	unsigned char **chunks;  /* each AUDIT_CHUNK_NODES * elem bytes */
+	unsigned shift;          /* log2 of nodes per chunk */
+	unsigned char **chunks;  /* each (1 << shift) * elem bytes */
 	uint32_t nchunks, capchunks;
 	uint32_t next;           /* first never-used index */
 	uint32_t free_head;      /* free list, linked through the first word */
@@ -39,12 +40,14 @@ struct audit_pool {
 
 static inline void *audit_pool_at(const struct audit_pool *p, uint32_t i)
 {
-	return p->chunks[i >> AUDIT_CHUNK_SHIFT] +
-	       (size_t)(i & (AUDIT_CHUNK_NODES - 1)) * p->elem;
+	return p->chunks[i >> p->shift] + (size_t)(i & ((1u << p->shift) - 1)) * p->elem;
 }
 
-/* An empty pool of `elem`-byte nodes (no memory until the first alloc). */
+/* An empty pool of `elem`-byte nodes (no memory until the first alloc),
+ * AUDIT_CHUNK_NODES nodes per chunk. */
 void audit_pool_init(struct audit_pool *p, size_t elem);
+/* The same with 2^shift nodes per chunk (shift 2..16), for big nodes. */
+void audit_pool_init_shift(struct audit_pool *p, size_t elem, unsigned shift);
 /* Make sure the next `n` audit_pool_alloc calls succeed; false when OOM. */
 bool audit_pool_reserve(struct audit_pool *p, uint32_t n);
 /* A zeroed node; only after a successful reserve (aborts otherwise). */
@@ -82,41 +85,70 @@ static inline unsigned audit_key_cpl(const uint32_t *a, const uint32_t *b,
 /* Zero the bits of key after the first plen. */
 void audit_key_mask(uint32_t key[4], unsigned plen);
 
-/* ---- live gauge (live.c) ---- */
+/* ---- live gauge (live.c: multibit trie; xhash.c: exact-address hash) ---- */
 
-/* One trie node: a block (key/plen) and the sessions open inside it. A node
- * with plen == the family's bits is a leaf (one address); any other node has
- * exactly two children. 32 bytes. */
-struct audit_live_node {
-	uint32_t key[4];
-	uint32_t child[2];
-	uint32_t count;
-	uint32_t plen;
+/* Node size classes: sparse nodes of 2, 4, ..., 128 children (classes 0-6)
+ * and the dense node of 256 (class 7). */
+#define AUDIT_MT_CLASSES 8
+#define AUDIT_MT_DENSE 7
+
+/* One gauge trie (see live.c): stride-8, path-compressed, each child's
+ * session count kept in its parent's slot. */
+struct audit_mtrie {
+	struct audit_pool nodes[AUDIT_MT_CLASSES];
+	struct audit_pool leaves; /* IPv6 leaf keys (IPv4 leaves live in the slot) */
+	uint32_t root[2];         /* [0] IPv4, [1] IPv6: a dense /0 node, or 0 */
+	uint64_t total[2];        /* sessions per family */
+	uint64_t addrs;           /* distinct addresses */
 };
 
-struct audit_live_trie {
-	uint32_t root[2]; /* [0] IPv4, [1] IPv6 */
-	uint64_t leaves;  /* addresses in this trie */
-};
-
-/* Add one session for `key`. The caller reserved 2 nodes in `pool`. */
-void audit_live_trie_add(struct audit_pool *pool, struct audit_live_trie *t,
-                         const uint32_t key[4], unsigned bits);
-/* Remove one session; aborts when the address has none (broken pairing). */
-void audit_live_trie_remove(struct audit_pool *pool, struct audit_live_trie *t,
-                            const uint32_t key[4], unsigned bits);
-/* Sessions inside key/plen (key masked). */
-uint64_t audit_live_trie_count(const struct audit_pool *pool,
-                               const struct audit_live_trie *t,
-                               const uint32_t key[4], unsigned bits,
-                               unsigned plen);
+void audit_mtrie_init(struct audit_mtrie *t);
+void audit_mtrie_release(struct audit_mtrie *t);
+/* Make the next audit_mtrie_add succeed; false when out of memory. */
+bool audit_mtrie_reserve(struct audit_mtrie *t);
+/* One more session for key (after a successful reserve). False (nothing
+ * changed) when a count would overflow 32 bits. */
+bool audit_mtrie_add(struct audit_mtrie *t, const uint32_t key[4], unsigned bits);
+/* One session fewer; false (nothing changed) when the key has none. */
+bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned bits);
+/* Sessions inside key/plen (key masked to plen). */
+uint64_t audit_mtrie_count(const struct audit_mtrie *t, const uint32_t key[4],
+                           unsigned bits, unsigned plen);
+size_t audit_mtrie_bytes(const struct audit_mtrie *t);
 
 /* Visit every block at prefix `plen` with sessions open (one call per block,
  * in address order). Costs a walk over the nodes above that depth. */
 typedef void (*audit_live_visit_fn)(void *arg, const uint32_t key[4], uint64_t count);
-void audit_live_trie_blocks(const struct audit_pool *pool,
-                            const struct audit_live_trie *t, unsigned bits,
-                            unsigned plen, audit_live_visit_fn fn, void *arg);
+void audit_mtrie_blocks(const struct audit_mtrie *t, unsigned bits, unsigned plen,
+                        audit_live_visit_fn fn, void *arg);
+
+/* One open-addressing table of an exact hash (xhash.c). */
+struct audit_xtab {
+	uint32_t *slot;  /* cap entries of (words + 2) uint32: key, count, count0 */
+	uint32_t cap;    /* a power of two, or 0 */
+	uint32_t n;      /* entries in use */
+};
+
+/* Exact-address hash: the service count and the listener-0 count of each
+ * address, inline. Grows and shrinks incrementally (`old` drains into
+ * `cur` a few slots per update), so no call rehashes the whole table. */
+struct audit_xhash {
+	struct audit_xtab cur, old;
+	uint32_t mig;    /* next slot of old to move */
+	unsigned words;  /* key words: 1 (IPv4) or 4 (IPv6) */
+};
+
+void audit_xhash_init(struct audit_xhash *h, unsigned words);
+void audit_xhash_release(struct audit_xhash *h);
+/* One more session (on listener 0 too when l0). False (nothing changed)
+ * when out of memory or a count would overflow. */
+bool audit_xhash_add(struct audit_xhash *h, const uint32_t *key, bool l0);
+/* One session fewer; false (nothing changed) when the key has none, or none
+ * on listener 0 when l0. */
+bool audit_xhash_remove(struct audit_xhash *h, const uint32_t *key, bool l0);
+/* Sessions of key: all listeners, or listener 0 only. */
+uint32_t audit_xhash_get(const struct audit_xhash *h, const uint32_t *key, bool l0);
+size_t audit_xhash_bytes(const struct audit_xhash *h);
 
 /* ---- windowed tries (window.c) ---- */
 

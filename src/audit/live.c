@@ -1,157 +1,551 @@
 /*
- * live: the live gauge, a path-compressed binary trie with a session count
- * in every node.
+ * live: one gauge trie, a stride-8 path-compressed multibit trie whose
+ * nodes keep each child's session count inline.
  *
- * Each node is a block (key/plen) and holds the number of sessions open from
- * addresses inside it; a leaf (plen 32 or 128) is one address. Paths with no
- * branching are skipped (a node's children differ at bit `plen`), so there
- * are at most 2n-1 nodes for n addresses and a walk takes at most one step
- * per branching point (about log2(n) for spread-out addresses, never more
- * than 33 or 129).
+ * A node is a block key/plen with plen a multiple of 8 (the root is /0). It
+ * has one slot per non-empty child block key.b/(plen+8), b = the address
+ * byte at plen; a slot holds the number of sessions inside that block and a
+ * ref to what is below it:
+ *   - a leaf: the one address with sessions in that block. IPv4 leaves live
+ *     in the ref itself (the address's low 24 bits; the top byte is the
+ *     node's, or the slot byte at the root); IPv6 leaves are 16-byte keys in
+ *     their own pool;
+ *   - a node, whose plen may be any multiple of 8 past plen+8 (path
+ *     compression: bytes shared by every address below are skipped).
+ * So a count at /N walks the nodes above N (one per 8 bits that actually
+ * branch) and then reads one slot, or sums the slots of one node whose byte
+ * matches the sub-stride bits (at most 128 adjacent counts); it never
+ * touches a child to learn its count.
  *
- *   add     walk down, +1 at each node; at most one split (2 new nodes)
- *   remove  walk down, -1 at each node; a leaf reaching 0 is freed with its
- *           parent (whose other child takes its place)
- *   count   walk down to the first node whose plen >= the query's: its count
+ * Node sizes adapt (ART-style): sparse nodes of 2, 4, 8, ..., 128 slots
+ * with a sorted byte array scanned linearly, and a dense node of 256 slots
+ * indexed by the byte. The root is always dense.
  *
- * Invariants: every internal node has two children and its count is the sum
- * of theirs; no node has count 0 (empty subtrees are freed at once); keys
- * are masked to plen.
+ *   add     walk down, +1 in each slot on the path; then one of: a new slot
+ *           (the node may move to the next size class), a split of a leaf
+ *           or of a compressed edge (one new 2-slot node), or nothing (the
+ *           address already had sessions)
+ *   remove  walk down read-only (a key with no session changes nothing),
+ *           then -1 in each slot; a leaf reaching 0 leaves its node; a node
+ *           left with one child is replaced by that child; a node a quarter
+ *           full moves to a smaller class if memory allows
+ *   count   as above
+ *
+ * Invariants: every non-root node has at least two slots; a slot's count is
+ * the sum of the counts below it and never 0; node keys are masked to plen;
+ * sparse slots are sorted by byte.
  */
 #include "audit/audit_int.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-static inline struct audit_live_node *node_at(const struct audit_pool *p, uint32_t i)
+#define LEAF 0x80000000u
+#define REF_CLASS_SHIFT 28
+#define REF_INDEX_MASK 0x0fffffffu
+#define MT_MAX_DEPTH 17 /* nodes at /0, /8, ..., /120, plus the leaf slot */
+
+struct mnode {
+	uint32_t key[4];
+	uint8_t plen;
+	uint8_t cls;
+	uint16_t n; /* slots in use */
+	/* sparse: uint8_t byte[cap] (padded to 4), struct mslot slot[cap];
+	 * dense: struct mslot slot[256], indexed by byte, count 0 = empty. */
+};
+
+struct mslot {
+	uint32_t count;
+	uint32_t ref;
+};
+
+static inline unsigned cls_cap(unsigned cls)
 {
-	return (struct audit_live_node *)(void *)(p->chunks[i >> AUDIT_CHUNK_SHIFT] +
-	       (size_t)(i & (AUDIT_CHUNK_NODES - 1)) * sizeof(struct audit_live_node));
+	return cls == AUDIT_MT_DENSE ? 256u : 2u << cls;
 }
 
-static uint32_t new_leaf(struct audit_pool *pool, const uint32_t key[4], unsigned bits)
+static inline size_t cls_bytes_off(unsigned cls)
 {
-	uint32_t i = audit_pool_alloc(pool);
-	struct audit_live_node *l = node_at(pool, i);
-	for (unsigned w = 0; w < 4; w++)
-		l->key[w] = key[w];
-	l->plen = bits;
-	l->count = 1;
-	return i;
+	unsigned cap = cls_cap(cls);
+	return cls == AUDIT_MT_DENSE ? 0 : (cap < 4 ? 4 : cap);
 }
 
-void audit_live_trie_add(struct audit_pool *pool, struct audit_live_trie *t,
-                         const uint32_t key[4], unsigned bits)
+static inline size_t cls_size(unsigned cls)
 {
-	uint32_t *slot = &t->root[bits == 128];
+	return sizeof(struct mnode) + cls_bytes_off(cls) + cls_cap(cls) * sizeof(struct mslot);
+}
 
-	while (*slot != 0) {
-		struct audit_live_node *n = node_at(pool, *slot);
-		unsigned c = audit_key_cpl(key, n->key, n->plen);
-		if (c < n->plen) {
-			/* key leaves n's block at bit c: a new node for the
-			 * common block gets n and a new leaf as children. */
-			uint32_t mi = audit_pool_alloc(pool);
-			uint32_t li = new_leaf(pool, key, bits);
-			struct audit_live_node *m = node_at(pool, mi);
-			n = node_at(pool, *slot);
-			for (unsigned w = 0; w < 4; w++)
-				m->key[w] = key[w];
-			audit_key_mask(m->key, c);
-			m->plen = c;
-			m->count = n->count + 1;
-			unsigned b = audit_key_bit(key, c);
-			m->child[b] = li;
-			m->child[!b] = *slot;
-			*slot = mi;
-			t->leaves++;
-			return;
-		}
-		n->count++;
-		if (n->plen == bits)
-			return; /* the address already had sessions */
-		slot = &n->child[audit_key_bit(key, n->plen)];
+static inline uint8_t *node_bytes(struct mnode *n)
+{
+	return (uint8_t *)(n + 1);
+}
+
+static inline struct mslot *node_slots(struct mnode *n)
+{
+	return (struct mslot *)(void *)((unsigned char *)(n + 1) + cls_bytes_off(n->cls));
+}
+
+static inline struct mnode *node_at(const struct audit_mtrie *t, uint32_t ref)
+{
+	return (struct mnode *)audit_pool_at(&t->nodes[ref >> REF_CLASS_SHIFT],
+	                                     ref & REF_INDEX_MASK);
+}
+
+static inline unsigned key_byte(const uint32_t key[4], unsigned i)
+{
+	return (key[i >> 2] >> (24 - 8 * (i & 3))) & 0xffu;
+}
+
+static inline void key_set_byte(uint32_t key[4], unsigned i, unsigned b)
+{
+	unsigned sh = 24 - 8 * (i & 3);
+	key[i >> 2] = (key[i >> 2] & ~(0xffu << sh)) | (uint32_t)b << sh;
+}
+
+/* The slot for byte b, or NULL. */
+static inline struct mslot *find(struct mnode *n, unsigned b)
+{
+	if (n->cls == AUDIT_MT_DENSE) {
+		struct mslot *s = &node_slots(n)[b];
+		return s->count ? s : NULL;
 	}
-	*slot = new_leaf(pool, key, bits);
-	t->leaves++;
+	const uint8_t *by = node_bytes(n);
+	for (unsigned i = 0; i < n->n; i++)
+		if (by[i] >= b)
+			return by[i] == b ? &node_slots(n)[i] : NULL;
+	return NULL;
 }
 
-void audit_live_trie_remove(struct audit_pool *pool, struct audit_live_trie *t,
-                            const uint32_t key[4], unsigned bits)
+/* The full key of a leaf found in node n's slot for byte b. */
+static void leaf_key(const struct audit_mtrie *t, unsigned v6, const struct mnode *n,
+                     unsigned b, uint32_t ref, uint32_t out[4])
 {
-	uint32_t *path[AUDIT_MAX_DEPTH];
-	unsigned depth = 0;
-	uint32_t *slot = &t->root[bits == 128];
+	if (v6) {
+		memcpy(out, audit_pool_at(&t->leaves, ref & ~LEAF), 16);
+		return;
+	}
+	uint32_t top = n->plen == 0 ? (uint32_t)b << 24 : (n->key[0] & 0xff000000u);
+	out[0] = top | (ref & 0x00ffffffu);
+	out[1] = out[2] = out[3] = 0;
+}
 
-	/* First find the leaf without touching anything, so that a remove
-	 * without its add is caught before the counts are corrupted. */
+static uint32_t make_leaf(struct audit_mtrie *t, unsigned v6, const uint32_t key[4])
+{
+	if (!v6)
+		return LEAF | (key[0] & 0x00ffffffu);
+	uint32_t i = audit_pool_alloc(&t->leaves);
+	memcpy(audit_pool_at(&t->leaves, i), key, 16);
+	return LEAF | i;
+}
+
+static void free_leaf(struct audit_mtrie *t, unsigned v6, uint32_t ref)
+{
+	if (v6)
+		audit_pool_free(&t->leaves, ref & ~LEAF);
+}
+
+static uint32_t new_node(struct audit_mtrie *t, unsigned cls, const uint32_t key[4],
+                         unsigned plen)
+{
+	uint32_t i = audit_pool_alloc(&t->nodes[cls]);
+	uint32_t ref = (uint32_t)cls << REF_CLASS_SHIFT | i;
+	struct mnode *n = node_at(t, ref);
+	memcpy(n->key, key, sizeof n->key);
+	audit_key_mask(n->key, plen);
+	n->plen = (uint8_t)plen;
+	n->cls = (uint8_t)cls;
+	return ref;
+}
+
+static void free_node(struct audit_mtrie *t, uint32_t ref)
+{
+	audit_pool_free(&t->nodes[ref >> REF_CLASS_SHIFT], ref & REF_INDEX_MASK);
+}
+
+/* Copy node *pref into a node of class cls (its slots must fit), free the
+ * old one and point *pref at the copy. The caller reserved the class. */
+static struct mnode *move_node(struct audit_mtrie *t, uint32_t *pref, unsigned cls)
+{
+	struct mnode *o = node_at(t, *pref);
+	uint32_t ref = new_node(t, cls, o->key, o->plen);
+	struct mnode *n = node_at(t, ref);
+	struct mslot *ns = node_slots(n);
+	uint8_t *nb = node_bytes(n);
+	unsigned k = 0;
+
+	if (o->cls == AUDIT_MT_DENSE) {
+		const struct mslot *os = node_slots(o);
+		for (unsigned b = 0; b < 256; b++)
+			if (os[b].count) {
+				nb[k] = (uint8_t)b;
+				ns[k++] = os[b];
+			}
+	} else if (cls == AUDIT_MT_DENSE) {
+		for (unsigned i = 0; i < o->n; i++)
+			ns[node_bytes(o)[i]] = node_slots(o)[i];
+		k = o->n;
+	} else {
+		memcpy(nb, node_bytes(o), o->n);
+		memcpy(ns, node_slots(o), o->n * sizeof *ns);
+		k = o->n;
+	}
+	n->n = (uint16_t)k;
+	free_node(t, *pref);
+	*pref = ref;
+	return n;
+}
+
+/* Add a slot (b, count 1, ref) to node *pref, growing it if full. */
+static void insert_slot(struct audit_mtrie *t, uint32_t *pref, unsigned b, uint32_t ref)
+{
+	struct mnode *n = node_at(t, *pref);
+	if (n->cls != AUDIT_MT_DENSE && n->n == cls_cap(n->cls))
+		n = move_node(t, pref, n->cls + 1u);
+	struct mslot *s = node_slots(n);
+	if (n->cls == AUDIT_MT_DENSE) {
+		s[b] = (struct mslot){.count = 1, .ref = ref};
+	} else {
+		uint8_t *by = node_bytes(n);
+		unsigned i = n->n;
+		while (i > 0 && by[i - 1] > b) {
+			by[i] = by[i - 1];
+			s[i] = s[i - 1];
+			i--;
+		}
+		by[i] = (uint8_t)b;
+		s[i] = (struct mslot){.count = 1, .ref = ref};
+	}
+	n->n++;
+}
+
+static void delete_slot(struct mnode *n, unsigned b)
+{
+	struct mslot *s = node_slots(n);
+	if (n->cls == AUDIT_MT_DENSE) {
+		s[b] = (struct mslot){0};
+	} else {
+		uint8_t *by = node_bytes(n);
+		unsigned i = 0;
+		while (by[i] != b)
+			i++;
+		for (; i + 1 < n->n; i++) {
+			by[i] = by[i + 1];
+			s[i] = s[i + 1];
+		}
+	}
+	n->n--;
+}
+
+/* A 2-slot node at plen r holding (b1, c1, ref1) and (b2, 1, ref2). */
+static uint32_t split(struct audit_mtrie *t, const uint32_t key[4], unsigned r,
+                      unsigned b1, uint32_t c1, uint32_t ref1, unsigned b2, uint32_t ref2)
+{
+	uint32_t mref = new_node(t, 0, key, r);
+	struct mnode *m = node_at(t, mref);
+	unsigned lo = b1 < b2 ? 0 : 1;
+	node_bytes(m)[lo] = (uint8_t)b1;
+	node_slots(m)[lo] = (struct mslot){.count = c1, .ref = ref1};
+	node_bytes(m)[!lo] = (uint8_t)b2;
+	node_slots(m)[!lo] = (struct mslot){.count = 1, .ref = ref2};
+	m->n = 2;
+	return mref;
+}
+
+void audit_mtrie_init(struct audit_mtrie *t)
+{
+	memset(t, 0, sizeof *t);
+	for (unsigned c = 0; c < AUDIT_MT_CLASSES; c++) {
+		/* About 32 KiB per chunk: small tries stay small. */
+		size_t sz = cls_size(c);
+		unsigned shift = 2;
+		while (shift < 12 && (sz << (shift + 1)) <= 32768)
+			shift++;
+		audit_pool_init_shift(&t->nodes[c], sz, shift);
+	}
+	audit_pool_init_shift(&t->leaves, 16, 11);
+}
+
+void audit_mtrie_release(struct audit_mtrie *t)
+{
+	for (unsigned c = 0; c < AUDIT_MT_CLASSES; c++)
+		audit_pool_release(&t->nodes[c]);
+	audit_pool_release(&t->leaves);
+	audit_mtrie_init(t);
+}
+
+static bool reserve1(struct audit_pool *p)
+{
+	if (p->nfree == 0 && p->next >= REF_INDEX_MASK)
+		return false; /* the ref has 28 bits of index */
+	return audit_pool_reserve(p, 1);
+}
+
+bool audit_mtrie_reserve(struct audit_mtrie *t)
+{
+	/* An add allocates at most one node (a split's, a grown node's or the
+	 * root) and one IPv6 leaf. */
+	for (unsigned c = 0; c < AUDIT_MT_CLASSES; c++)
+		if (!reserve1(&t->nodes[c]))
+			return false;
+	return reserve1(&t->leaves);
+}
+
+bool audit_mtrie_add(struct audit_mtrie *t, const uint32_t key[4], unsigned bits)
+{
+	unsigned v6 = bits == 128;
+	uint32_t *pref = &t->root[v6];
+
+	if (t->total[v6] >= UINT32_MAX - 1)
+		return false; /* slot counts are 32-bit */
+	if (*pref == 0) {
+		static const uint32_t zero[4];
+		*pref = new_node(t, AUDIT_MT_DENSE, zero, 0);
+	}
+	t->total[v6]++;
 	for (;;) {
-		if (*slot == 0)
-			abort(); /* remove without add: broken pairing */
-		struct audit_live_node *n = node_at(pool, *slot);
-		if (audit_key_cpl(key, n->key, n->plen) < n->plen)
-			abort();
-		path[depth++] = slot;
-		if (n->plen == bits)
-			break;
-		slot = &n->child[audit_key_bit(key, n->plen)];
-	}
-	for (unsigned d = 0; d < depth; d++)
-		node_at(pool, *path[d])->count--;
-
-	uint32_t leaf = *path[depth - 1];
-	if (node_at(pool, leaf)->count != 0)
-		return;
-	t->leaves--;
-	if (depth == 1) {
-		*path[0] = 0;
-		audit_pool_free(pool, leaf);
-		return;
-	}
-	uint32_t parent = *path[depth - 2];
-	struct audit_live_node *p = node_at(pool, parent);
-	*path[depth - 2] = p->child[0] == leaf ? p->child[1] : p->child[0];
-	audit_pool_free(pool, leaf);
-	audit_pool_free(pool, parent);
-}
-
-uint64_t audit_live_trie_count(const struct audit_pool *pool,
-                               const struct audit_live_trie *t,
-                               const uint32_t key[4], unsigned bits,
-                               unsigned plen)
-{
-	uint32_t i = t->root[bits == 128];
-
-	if (i == 0)
-		return 0;
-	/* Steer by one bit per node and compare the key only once, at the end:
-	 * a node's key extends its ancestors', so a mismatch above shows there
-	 * too (the PATRICIA trick). */
-	const struct audit_live_node *n = node_at(pool, i);
-	while (n->plen < plen)
-		n = node_at(pool, n->child[audit_key_bit(key, n->plen)]);
-	return audit_key_cpl(key, n->key, plen) == plen ? n->count : 0;
-}
-
-void audit_live_trie_blocks(const struct audit_pool *pool,
-                            const struct audit_live_trie *t, unsigned bits,
-                            unsigned plen, audit_live_visit_fn fn, void *arg)
-{
-	uint32_t stack[2 * AUDIT_MAX_DEPTH];
-	unsigned sp = 0;
-	uint32_t root = t->root[bits == 128];
-
-	if (root != 0)
-		stack[sp++] = root;
-	while (sp > 0) {
-		const struct audit_live_node *n = node_at(pool, stack[--sp]);
-		if (n->plen >= plen) {
-			uint32_t k[4] = {n->key[0], n->key[1], n->key[2], n->key[3]};
-			audit_key_mask(k, plen);
-			fn(arg, k, n->count);
-			continue;
+		struct mnode *n = node_at(t, *pref);
+		unsigned b = key_byte(key, n->plen >> 3);
+		struct mslot *s = find(n, b);
+		if (s == NULL) {
+			insert_slot(t, pref, b, make_leaf(t, v6, key));
+			t->addrs++;
+			return true;
 		}
-		/* Push the 1 side first so the 0 side comes out first. */
-		stack[sp++] = n->child[1];
-		stack[sp++] = n->child[0];
+		s->count++;
+		if (s->ref & LEAF) {
+			uint32_t lk[4];
+			leaf_key(t, v6, n, b, s->ref, lk);
+			unsigned c = audit_key_cpl(key, lk, bits);
+			if (c == bits)
+				return true; /* the address already had sessions */
+			unsigned r = c & ~7u;
+			/* An IPv4 leaf's ref holds its low 24 bits and r >= 8,
+			 * so the old ref stays valid one level down. */
+			s->ref = split(t, key, r, key_byte(lk, r >> 3), s->count - 1, s->ref,
+			               key_byte(key, r >> 3), make_leaf(t, v6, key));
+			t->addrs++;
+			return true;
+		}
+		struct mnode *ch = node_at(t, s->ref);
+		unsigned q = ch->plen;
+		unsigned c = audit_key_cpl(key, ch->key, q);
+		if (c < q) {
+			/* key leaves the compressed edge at bit c */
+			unsigned r = c & ~7u;
+			s->ref = split(t, key, r, key_byte(ch->key, r >> 3), s->count - 1, s->ref,
+			               key_byte(key, r >> 3), make_leaf(t, v6, key));
+			t->addrs++;
+			return true;
+		}
+		pref = &s->ref;
 	}
+}
+
+bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned bits)
+{
+	unsigned v6 = bits == 128;
+	uint32_t *prefs[MT_MAX_DEPTH];
+	struct mslot *slots[MT_MAX_DEPTH];
+	unsigned depth = 0;
+	uint32_t *pref = &t->root[v6];
+
+	if (*pref == 0)
+		return false;
+	/* Find the leaf without touching anything. */
+	for (;;) {
+		struct mnode *n = node_at(t, *pref);
+		unsigned b = key_byte(key, n->plen >> 3);
+		struct mslot *s = find(n, b);
+		if (s == NULL)
+			return false;
+		prefs[depth] = pref;
+		slots[depth++] = s;
+		if (s->ref & LEAF) {
+			uint32_t lk[4];
+			leaf_key(t, v6, n, b, s->ref, lk);
+			if (audit_key_cpl(key, lk, bits) != bits)
+				return false;
+			break;
+		}
+		struct mnode *ch = node_at(t, s->ref);
+		if (audit_key_cpl(key, ch->key, ch->plen) < ch->plen)
+			return false;
+		pref = &s->ref;
+	}
+	t->total[v6]--;
+	for (unsigned d = 0; d < depth; d++)
+		slots[d]->count--;
+	struct mslot *ls = slots[depth - 1];
+	if (ls->count != 0)
+		return true;
+
+	/* The address's last session: its leaf goes. */
+	t->addrs--;
+	free_leaf(t, v6, ls->ref);
+	pref = prefs[depth - 1];
+	struct mnode *n = node_at(t, *pref);
+	delete_slot(n, key_byte(key, n->plen >> 3));
+	if (depth == 1) { /* n is the root */
+		if (n->n == 0) {
+			free_node(t, *pref);
+			*pref = 0;
+			if (t->root[!v6] == 0)
+				audit_mtrie_release(t); /* give every chunk back */
+		}
+		return true;
+	}
+	if (n->n == 1) {
+		/* One child left: it takes n's place in the parent's slot,
+		 * whose count is already its count. */
+		struct mslot only;
+		if (n->cls == AUDIT_MT_DENSE) {
+			unsigned b = 0;
+			while (node_slots(n)[b].count == 0)
+				b++;
+			only = node_slots(n)[b];
+		} else {
+			only = node_slots(n)[0];
+		}
+		free_node(t, *pref);
+		*pref = only.ref;
+		return true;
+	}
+	/* A quarter full: move down a class, if memory allows (else stay). */
+	unsigned cls = n->cls, want = cls;
+	if (cls == AUDIT_MT_DENSE && n->n <= 64)
+		want = AUDIT_MT_DENSE - 1;
+	else if (cls != AUDIT_MT_DENSE && cls > 0 && n->n <= cls_cap(cls) / 4)
+		want = cls - 1;
+	if (want != cls && reserve1(&t->nodes[want]))
+		move_node(t, pref, want);
+	return true;
+}
+
+/* Sum of the slot counts of bytes lo..hi. */
+static uint64_t sum_range(struct mnode *n, unsigned lo, unsigned hi)
+{
+	const struct mslot *s = node_slots(n);
+	uint64_t sum = 0;
+	if (n->cls == AUDIT_MT_DENSE) {
+		for (unsigned b = lo; b <= hi; b++)
+			sum += s[b].count;
+		return sum;
+	}
+	const uint8_t *by = node_bytes(n);
+	for (unsigned i = 0; i < n->n && by[i] <= hi; i++)
+		if (by[i] >= lo)
+			sum += s[i].count;
+	return sum;
+}
+
+uint64_t audit_mtrie_count(const struct audit_mtrie *t, const uint32_t key[4],
+                           unsigned bits, unsigned plen)
+{
+	unsigned v6 = bits == 128;
+
+	if (t->root[v6] == 0)
+		return 0;
+	if (plen == 0)
+		return t->total[v6];
+	struct mnode *n = node_at(t, t->root[v6]);
+	for (;;) {
+		unsigned p = n->plen;
+		unsigned b = key_byte(key, p >> 3);
+		if (plen <= p + 8) {
+			/* The block is a run of this node's slots. */
+			unsigned sub = plen - p;
+			unsigned lo = b & (0xff00u >> sub) & 0xffu;
+			return sum_range(n, lo, lo | (0xffu >> sub));
+		}
+		const struct mslot *s = find(n, b);
+		if (s == NULL)
+			return 0;
+		if (s->ref & LEAF) {
+			uint32_t lk[4];
+			leaf_key(t, v6, n, b, s->ref, lk);
+			return audit_key_cpl(key, lk, plen) == plen ? s->count : 0;
+		}
+		struct mnode *ch = node_at(t, s->ref);
+		unsigned q = ch->plen;
+		if (q >= plen)
+			return audit_key_cpl(key, ch->key, plen) == plen ? s->count : 0;
+		if (audit_key_cpl(key, ch->key, q) < q)
+			return 0;
+		n = ch;
+	}
+}
+
+static void blocks_rec(const struct audit_mtrie *t, unsigned v6, struct mnode *n,
+                       unsigned plen, audit_live_visit_fn fn, void *arg)
+{
+	unsigned p = n->plen, dense = n->cls == AUDIT_MT_DENSE;
+	unsigned nslots = dense ? 256 : n->n;
+	const struct mslot *s = node_slots(n);
+
+	if (plen <= p + 8) {
+		/* Slots come in byte order: add up runs of one group. */
+		unsigned sub = plen - p, shift = 8 - sub, group = 0;
+		uint64_t sum = 0;
+		for (unsigned i = 0; i <= nslots; i++) {
+			unsigned g = 0;
+			if (i < nslots) {
+				if (s[i].count == 0)
+					continue;
+				g = (dense ? i : node_bytes(n)[i]) >> shift;
+			}
+			if (sum != 0 && (i == nslots || g != group)) {
+				uint32_t k[4];
+				memcpy(k, n->key, sizeof k);
+				key_set_byte(k, p >> 3, group << shift);
+				fn(arg, k, sum);
+				sum = 0;
+			}
+			if (i < nslots) {
+				group = g;
+				sum += s[i].count;
+			}
+		}
+		return;
+	}
+	for (unsigned i = 0; i < nslots; i++) {
+		if (s[i].count == 0)
+			continue;
+		unsigned b = dense ? i : node_bytes(n)[i];
+		uint32_t k[4];
+		if (s[i].ref & LEAF) {
+			leaf_key(t, v6, n, b, s[i].ref, k);
+		} else {
+			struct mnode *ch = node_at(t, s[i].ref);
+			if (ch->plen < plen) {
+				blocks_rec(t, v6, ch, plen, fn, arg);
+				continue;
+			}
+			memcpy(k, ch->key, sizeof k);
+		}
+		audit_key_mask(k, plen);
+		fn(arg, k, s[i].count);
+	}
+}
+
+void audit_mtrie_blocks(const struct audit_mtrie *t, unsigned bits, unsigned plen,
+                        audit_live_visit_fn fn, void *arg)
+{
+	unsigned v6 = bits == 128;
+	static const uint32_t zero[4];
+
+	if (t->root[v6] == 0)
+		return;
+	if (plen == 0) {
+		fn(arg, zero, t->total[v6]);
+		return;
+	}
+	blocks_rec(t, v6, node_at(t, t->root[v6]), plen, fn, arg);
+}
+
+size_t audit_mtrie_bytes(const struct audit_mtrie *t)
+{
+	size_t sum = audit_pool_bytes(&t->leaves);
+	for (unsigned c = 0; c < AUDIT_MT_CLASSES; c++)
+		sum += audit_pool_bytes(&t->nodes[c]);
+	return sum;
 }

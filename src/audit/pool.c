@@ -1,7 +1,8 @@
 /*
  * pool: chunked node storage for the audit tries, and the address keys.
  *
- * Nodes live in chunks of AUDIT_CHUNK_NODES, addressed by a 32-bit index
+ * Nodes live in chunks of 2^shift nodes (AUDIT_CHUNK_NODES unless the pool
+ * says otherwise: big trie nodes come 16 to a chunk), addressed by a 32-bit index
  * (index 0 is never handed out, so 0 means "no node"). A chunk never moves,
  * so growing the pool costs one malloc of a chunk and never copies nodes: no
  * latency spike in the event loop at a million entries. Freed nodes are kept
@@ -13,11 +14,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-void audit_pool_init(struct audit_pool *p, size_t elem)
+void audit_pool_init_shift(struct audit_pool *p, size_t elem, unsigned shift)
 {
+	if (shift < 2 || shift > 16)
+		abort();
 	memset(p, 0, sizeof *p);
 	p->elem = elem;
+	p->shift = shift;
 	p->next = 1;
+}
+
+void audit_pool_init(struct audit_pool *p, size_t elem)
+{
+	audit_pool_init_shift(p, elem, AUDIT_CHUNK_SHIFT);
 }
 
 void audit_pool_release(struct audit_pool *p)
@@ -25,16 +34,16 @@ void audit_pool_release(struct audit_pool *p)
 	for (uint32_t i = 0; i < p->nchunks; i++)
 		free(p->chunks[i]);
 	free(p->chunks);
-	audit_pool_init(p, p->elem);
+	audit_pool_init_shift(p, p->elem, p->shift);
 }
 
 bool audit_pool_reserve(struct audit_pool *p, uint32_t n)
 {
 	for (;;) {
-		uint64_t slots = (uint64_t)p->nchunks * AUDIT_CHUNK_NODES;
+		uint64_t slots = (uint64_t)p->nchunks << p->shift;
 		if (p->nfree + (slots > p->next ? slots - p->next : 0) >= n)
 			return true;
-		if (p->nchunks >= (UINT32_MAX >> AUDIT_CHUNK_SHIFT))
+		if (p->nchunks >= (UINT32_MAX >> p->shift))
 			return false;
 		if (p->nchunks == p->capchunks) {
 			uint32_t cap = p->capchunks ? p->capchunks * 2 : 8;
@@ -44,7 +53,7 @@ bool audit_pool_reserve(struct audit_pool *p, uint32_t n)
 			p->chunks = c;
 			p->capchunks = cap;
 		}
-		unsigned char *chunk = malloc(AUDIT_CHUNK_NODES * p->elem);
+		unsigned char *chunk = malloc(((size_t)1 << p->shift) * p->elem);
 		if (chunk == NULL)
 			return false;
 		p->chunks[p->nchunks++] = chunk;
@@ -60,7 +69,7 @@ uint32_t audit_pool_alloc(struct audit_pool *p)
 		memcpy(&p->free_head, audit_pool_at(p, i), sizeof(uint32_t));
 		p->nfree--;
 	} else {
-		if ((uint64_t)p->next >= (uint64_t)p->nchunks * AUDIT_CHUNK_NODES)
+		if ((uint64_t)p->next >= (uint64_t)p->nchunks << p->shift)
 			abort(); /* caller skipped audit_pool_reserve */
 		i = p->next++;
 	}
@@ -84,7 +93,7 @@ void audit_pool_free(struct audit_pool *p, uint32_t i)
 
 size_t audit_pool_bytes(const struct audit_pool *p)
 {
-	return (size_t)p->nchunks * AUDIT_CHUNK_NODES * p->elem +
+	return ((size_t)p->nchunks << p->shift) * p->elem +
 	       p->capchunks * sizeof *p->chunks;
 }
 
