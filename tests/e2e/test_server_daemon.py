@@ -1,0 +1,140 @@
+"""Daemon- and session-level behaviour the acceptance tests do not reach:
+listeners added and removed by a reload, the early-talker flag, the control
+socket's reload and summary, back-pressure against a client that pipelines
+without reading, per-session memory, and the privilege drop."""
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from mx import BINARY, SLOW, free_port, make_message
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_reload_adds_and_removes_listeners(mx):
+    new_port = free_port(v6=False)
+    text = mx.config_text().replace(f"127.0.0.1:{mx.proxy_port}", f"127.0.0.1:{new_port}")
+    mx.write_config(text)
+    mx.signal(signal.SIGHUP)
+    mx.wait_event("reload", lambda e: e.get("result") == "ok")
+    with mx.connect(port=new_port, proxy_header=b"PROXY UNKNOWN\r\n") as c:
+        assert c.banner[0] == 220
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", mx.proxy_port), timeout=2)
+    # the plain listeners were kept as they were
+    with mx.connect() as c:
+        c.expect("QUIT", 221)
+
+
+def test_early_talker_behind_proxy_is_flagged(mx):
+    hdr = b"PROXY TCP4 198.51.100.23 192.0.2.1 4000 25\r\n"
+    with mx.connect_proxy(hdr + b"EHLO early\r\n") as c:
+        assert c.banner[0] == 220
+        code, _ = c.reply()
+        assert code == 250
+    ev = mx.wait_event("early_talker")
+    assert ev["client"] == "198.51.100.23"
+
+
+def test_early_talker_reject(mx_factory):
+    mx = mx_factory(options={"Early_Talker_Reject": True})
+    hdr = b"PROXY TCP4 198.51.100.24 192.0.2.1 4000 25\r\n"
+    with mx.connect_proxy(hdr + b"EHLO early\r\n") as c:
+        assert c.banner[0] == 554 and c.banner[1][0].startswith("5.5.0")
+    # a polite client is served
+    with mx.connect_proxy(b"PROXY TCP4 198.51.100.25 192.0.2.1 4000 25\r\n") as c:
+        assert c.banner[0] == 220
+
+
+def test_ctl_reload_and_summary(mx_factory, world_tmp):
+    sock = world_tmp / "ctl.sock"
+    mx = mx_factory(extra=f'Control_Listener {{ Listen "{sock}" {{ }} }}')
+    with mx.connect() as c:
+        c.expect("EHLO ctl", 250)
+        r = subprocess.run([str(BINARY), "ctl", "-s", str(sock), "summary"],
+                           capture_output=True, text=True, timeout=10 * SLOW)
+        assert r.returncode == 0, r.stderr
+        assert "sessions: 1" in r.stdout, r.stdout
+    r = subprocess.run([str(BINARY), "ctl", "-s", str(sock), "reload"],
+                       capture_output=True, text=True, timeout=10 * SLOW)
+    assert r.returncode == 0 and "reloaded" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_pipelining_without_reading_is_bounded(mx):
+    before = rss_kib(mx.pid)
+    s = socket.create_connection(("127.0.0.1", mx.port), timeout=5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.recv(512)
+    s.settimeout(0.5)
+    sent = 0
+    try:
+        for _ in range(10000):  # up to 60 MB of NOOPs, never reading a reply
+            s.sendall(b"NOOP\r\n" * 1000)
+            sent += 6000
+    except (socket.timeout, BlockingIOError):
+        pass
+    grown = rss_kib(mx.pid) - before
+    s.close()
+    assert sent < 50_000_000, "the server kept reading without anyone reading its replies"
+    assert grown < 16 * 1024, f"RSS grew by {grown} KiB"
+    with mx.connect() as c:
+        c.expect("NOOP", 250)
+
+
+@pytest.mark.skipif("san" in BINARY.parent.name, reason="sanitizer builds are not measured")
+def test_idle_session_memory(mx_factory):
+    n = 2000
+    mx = mx_factory(options={"Service_Sessions": 0, "Log_Level": "warning"})
+    before = rss_kib(mx.pid)
+    socks = []
+    try:
+        for _ in range(n):
+            socks.append(socket.create_connection(("127.0.0.1", mx.port), timeout=5))
+        for s in socks:
+            s.recv(512)
+            s.sendall(b"EHLO idle.example\r\n")
+        for s in socks:
+            s.recv(4096)
+        time.sleep(0.3)
+        per = (rss_kib(mx.pid) - before) * 1024 / n
+        print(f"\n{n} idle sessions after EHLO: {per:.0f} bytes each")
+        assert per < 2048, f"{per:.0f} bytes per idle session"
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_privilege_drop(mx_factory, world_tmp):
+    nobody = pwd.getpwnam("nobody")
+    mx = mx_factory(options={"User": "nobody", "Maildir": str(world_tmp / "maildir"),
+                             "TLS_Dir": str(world_tmp / "tls")})
+    with open(f"/proc/{mx.pid}/status") as f:
+        uids = [ln.split()[1:] for ln in f if ln.startswith(("Uid:", "Gid:"))]
+    assert uids[0] == [str(nobody.pw_uid)] * 4, uids
+    assert uids[1] == [str(nobody.pw_gid)] * 4, uids
+    assert os.stat(world_tmp / "tls" / "selfsigned.key").st_mode & 0o777 == 0o600
+    _, data = make_message(subject="as nobody")
+    with mx.connect() as c:
+        c.expect("EHLO drop", 250)
+        c.starttls()
+        c.expect("EHLO drop", 250)
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<drop@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(data + b".\r\n")
+        code, text = c.reply()
+        assert code == 250, text
+    files = list((world_tmp / "maildir" / "example.test" / "drop" / "new").iterdir())
+    assert len(files) == 1 and os.stat(files[0]).st_uid == nobody.pw_uid
