@@ -91,6 +91,8 @@ static int check_config(const char *path)
 	struct policy *p = policy_load(cfg, &errs);
 	if (!p) {
 		fputs(errs ? errs : "mxsieve: policy scripts failed to compile\n", stderr);
+		if (errs && errs[0] && errs[strlen(errs) - 1] != '\n')
+			fputc('\n', stderr);
 		free(errs);
 		mx_config_free(cfg);
 		return 1;

@@ -22,6 +22,7 @@
 #include "deliver/deliver.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "policy/policy.h"
 #include "smtp/smtp_session.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -192,8 +193,17 @@ int mx_server_reload(struct mx_server *srv, char **errors)
 		return -1;
 	}
 	free(errs);
+	errs = NULL;
+	struct policy *pol = policy_load(cfg, &errs);
+	if (!pol) {
+		mx_config_free(cfg);
+		*errors = errs ? errs : strdup("policy scripts failed to compile");
+		return -1;
+	}
+	free(errs);
 	SSL_CTX *tls = NULL;
 	if (net_tls_prepare(cfg, err, sizeof err) < 0 || !(tls = net_tls_create(cfg, err, sizeof err))) {
+		policy_unref(pol);
 		mx_config_free(cfg);
 		*errors = strdup(err);
 		return -1;
@@ -201,6 +211,7 @@ int mx_server_reload(struct mx_server *srv, char **errors)
 	if (sync_listeners(srv, cfg, true, err, sizeof err) < 0) {
 		/* keep what was bound so far; report the failure */
 		SSL_CTX_free(tls);
+		policy_unref(pol);
 		mx_config_free(cfg);
 		*errors = strdup(err);
 		return -1;
@@ -214,11 +225,15 @@ int mx_server_reload(struct mx_server *srv, char **errors)
 	log_set_level(cfg->log_level);
 	struct smtp_cfgref *ref = smtp_cfgref_new(cfg);
 	if (!ref) {
+		policy_unref(pol);
 		mx_config_free(cfg);
 		*errors = strdup("out of memory");
 		return -1;
 	}
 	smtp_server_set_config(&srv->smtp, ref);
+	if (srv->policy)
+		policy_unref(srv->policy);
+	srv->policy = pol;
 	log_event(LOG_INFO, "reload", "config=%s result=ok", srv->config_path);
 	return 0;
 }
@@ -299,6 +314,17 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 	if (!cfg) {
 		fputs(errs ? errs : "mxsieve: cannot load the configuration\n", stderr);
 		free(errs);
+		return -1;
+	}
+	free(errs);
+	errs = NULL;
+	srv->policy = policy_load(cfg, &errs);
+	if (!srv->policy) {
+		fputs(errs ? errs : "mxsieve: policy scripts failed to compile\n", stderr);
+		if (errs && errs[0] && errs[strlen(errs) - 1] != '\n')
+			fputc('\n', stderr);
+		free(errs);
+		mx_config_free(cfg);
 		return -1;
 	}
 	free(errs);
@@ -412,6 +438,8 @@ void mx_server_free(struct mx_server *srv)
 		event_free(srv->grace);
 	if (srv->smtp.tls)
 		SSL_CTX_free(srv->smtp.tls);
+	if (srv->policy)
+		policy_unref(srv->policy);
 	if (srv->smtp.nsessions == 0) {
 		smtp_cfgref_unref(srv->smtp.cfg);
 		event_base_free(srv->base);

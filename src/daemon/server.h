@@ -8,8 +8,8 @@
  * socket -> signals -> loop.
  *
  * Reload (SIGHUP, or the console's "reload"): a new config is loaded and
- * checked completely; on any error every message is logged and the old one
- * stays. On success it is swapped in for new sessions (running sessions
+ * checked completely, and every policy script compiled; on any error every
+ * message is logged and the old config and scripts stay. On success it is swapped in for new sessions (running sessions
  * keep theirs), Listen entries that appeared are bound, those that
  * disappeared are closed (their sessions finish), the TLS context is
  * rebuilt. Not changed by a reload: User, Maildir/Delivery target,
@@ -27,6 +27,7 @@
 struct event;
 struct net_listener;
 struct ctl;
+struct policy;
 
 struct mx_server {
 	struct event_base *base;
@@ -35,6 +36,7 @@ struct mx_server {
 	unsigned next_index;         /* listener numbers are never reused */
 	char *config_path;
 	struct ctl *ctl;
+	struct policy *policy;       /* compiled scripts of the current config */
 	struct event *sig_term, *sig_int, *sig_hup, *tick, *grace;
 	bool stopping;
 	int exit_code;
