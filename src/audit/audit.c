@@ -171,23 +171,21 @@ bool audit_live_add(struct audit *a, const struct ip_addr *client, unsigned list
 		}
 		lt = a->ltrie[listener];
 	}
-	/* Reserve every node the tries may need, then the hash (which may
-	 * refuse): out of memory changes no count. */
+	/* The hash slot loads while the trie is walked. Everything that may
+	 * need memory is reserved first: out of memory changes no count. */
 	unsigned bits = audit_key_from(&c, key);
 	unsigned v6 = bits == 128;
-	if (!audit_mtrie_reserve(&a->service) || (lt != NULL && !audit_mtrie_reserve(lt)))
+	audit_xhash_prefetch(&a->exact[v6], key);
+	if (!audit_mtrie_reserve(&a->service) || (lt != NULL && !audit_mtrie_reserve(lt)) ||
+	    !audit_xhash_reserve(&a->exact[v6]))
 		return false;
-	if (!audit_xhash_add(&a->exact[v6], key, listener == 0))
+	if (!audit_mtrie_add(&a->service, key, bits))
 		return false;
-	if (!audit_mtrie_add(&a->service, key, bits)) {
-		audit_xhash_remove(&a->exact[v6], key, listener == 0);
-		return false;
-	}
 	if (lt != NULL && !audit_mtrie_add(lt, key, bits)) {
-		audit_mtrie_remove(&a->service, key, bits);
-		audit_xhash_remove(&a->exact[v6], key, false);
+		audit_mtrie_remove(&a->service, key, bits, false);
 		return false;
 	}
+	audit_xhash_add(&a->exact[v6], key, listener == 0);
 	return true;
 }
 
@@ -201,10 +199,11 @@ void audit_live_remove(struct audit *a, const struct ip_addr *client, unsigned l
 	unsigned bits = audit_key_from(&c, key);
 	unsigned v6 = bits == 128;
 	/* The first structure checks the pairing before changing anything;
-	 * after it, the others must agree. */
+	 * after it, the others must agree, so the service trie trusts it. */
+	audit_xhash_prefetch(&a->exact[v6], key);
 	if (listener > 0) {
 		struct audit_mtrie *lt = a->ltrie[listener];
-		if (lt == NULL || !audit_mtrie_remove(lt, key, bits))
+		if (lt == NULL || !audit_mtrie_remove(lt, key, bits, false))
 			abort(); /* remove without add */
 		if (lt->total[0] + lt->total[1] == 0) {
 			audit_mtrie_release(lt);
@@ -214,7 +213,7 @@ void audit_live_remove(struct audit *a, const struct ip_addr *client, unsigned l
 	}
 	if (!audit_xhash_remove(&a->exact[v6], key, listener == 0))
 		abort();
-	if (!audit_mtrie_remove(&a->service, key, bits))
+	if (!audit_mtrie_remove(&a->service, key, bits, true))
 		abort();
 }
 

@@ -109,8 +109,11 @@ bool audit_mtrie_reserve(struct audit_mtrie *t);
 /* One more session for key (after a successful reserve). False (nothing
  * changed) when a count would overflow 32 bits. */
 bool audit_mtrie_add(struct audit_mtrie *t, const uint32_t key[4], unsigned bits);
-/* One session fewer; false (nothing changed) when the key has none. */
-bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned bits);
+/* One session fewer; false (nothing changed) when the key has none. When
+ * `trusted` (the caller knows the address has a session), the IPv6 leaf's
+ * key is not read back to check it: one cache miss fewer. */
+bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned bits,
+                        bool trusted);
 /* Sessions inside key/plen (key masked to plen). */
 uint64_t audit_mtrie_count(const struct audit_mtrie *t, const uint32_t key[4],
                            unsigned bits, unsigned plen);
@@ -140,9 +143,12 @@ struct audit_xhash {
 
 void audit_xhash_init(struct audit_xhash *h, unsigned words);
 void audit_xhash_release(struct audit_xhash *h);
-/* One more session (on listener 0 too when l0). False (nothing changed)
- * when out of memory or a count would overflow. */
-bool audit_xhash_add(struct audit_xhash *h, const uint32_t *key, bool l0);
+/* Make the next audit_xhash_add succeed; false when out of memory. */
+bool audit_xhash_reserve(struct audit_xhash *h);
+/* Start loading key's slot into the cache (the caller works meanwhile). */
+void audit_xhash_prefetch(const struct audit_xhash *h, const uint32_t *key);
+/* One more session (on listener 0 too when l0), after a reserve. */
+void audit_xhash_add(struct audit_xhash *h, const uint32_t *key, bool l0);
 /* One session fewer; false (nothing changed) when the key has none, or none
  * on listener 0 when l0. */
 bool audit_xhash_remove(struct audit_xhash *h, const uint32_t *key, bool l0);

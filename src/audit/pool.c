@@ -53,8 +53,9 @@ bool audit_pool_reserve(struct audit_pool *p, uint32_t n)
 			p->chunks = c;
 			p->capchunks = cap;
 		}
-		unsigned char *chunk = malloc(((size_t)1 << p->shift) * p->elem);
-		if (chunk == NULL)
+		/* Cache-line aligned, so nodes of whole lines start a line. */
+		void *chunk;
+		if (posix_memalign(&chunk, 64, ((size_t)1 << p->shift) * p->elem) != 0)
 			return false;
 		p->chunks[p->nchunks++] = chunk;
 	}

@@ -165,7 +165,27 @@ uint32_t audit_xhash_get(const struct audit_xhash *h, const uint32_t *key, bool 
 	return e == NULL ? 0 : e[h->words + (l0 ? 1 : 0)];
 }
 
-bool audit_xhash_add(struct audit_xhash *h, const uint32_t *key, bool l0)
+void audit_xhash_prefetch(const struct audit_xhash *h, const uint32_t *key)
+{
+	if (h->cur.cap != 0)
+		__builtin_prefetch(entry(h, &h->cur, home(h, key, h->cur.cap)), 1);
+}
+
+bool audit_xhash_reserve(struct audit_xhash *h)
+{
+	if (h->cur.cap == 0) {
+		if (!start_resize(h, XH_MIN))
+			return false;
+		h->old = (struct audit_xtab){0};
+	} else if (h->old.cap == 0 && (uint64_t)(h->cur.n + 1) * 4 > (uint64_t)h->cur.cap * 3) {
+		/* fail closed: the table is 3/4 full */
+		if (h->cur.cap > (UINT32_MAX >> 1) / ewords(h) || !start_resize(h, h->cur.cap * 2))
+			return false;
+	}
+	return true;
+}
+
+void audit_xhash_add(struct audit_xhash *h, const uint32_t *key, bool l0)
 {
 	uint32_t *e = lookup(h, &h->cur, key);
 	if (e == NULL && h->old.cap != 0) {
@@ -180,23 +200,15 @@ bool audit_xhash_add(struct audit_xhash *h, const uint32_t *key, bool l0)
 	}
 	if (e != NULL) {
 		if (e[h->words] >= TOMB - 1)
-			return false;
+			abort(); /* the trie's family total caps every count */
 		e[h->words]++;
 		e[h->words + 1] += l0;
-		migrate_step(h);
-		return true;
+	} else {
+		if (h->cur.cap == 0 || (uint64_t)(h->cur.n + 1) * 8 > (uint64_t)h->cur.cap * 7)
+			abort(); /* caller skipped audit_xhash_reserve */
+		put(h, &h->cur, key, 1, l0);
 	}
-	if (h->cur.cap == 0) {
-		if (!start_resize(h, XH_MIN))
-			return false;
-		h->old = (struct audit_xtab){0};
-	} else if (h->old.cap == 0 && (uint64_t)(h->cur.n + 1) * 4 > (uint64_t)h->cur.cap * 3) {
-		if (h->cur.cap > (UINT32_MAX >> 1) / ewords(h) || !start_resize(h, h->cur.cap * 2))
-			return false; /* fail closed: the table is 3/4 full */
-	}
-	put(h, &h->cur, key, 1, l0);
 	migrate_step(h);
-	return true;
 }
 
 bool audit_xhash_remove(struct audit_xhash *h, const uint32_t *key, bool l0)
