@@ -36,11 +36,14 @@ def mx_factory(tmp_path, request):
     yield make
     for srv in servers:
         srv.stop()
+    problems = [p for srv in servers for p in srv.problems()]
     failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
+    if problems or (failed is not None and failed.failed):
         for srv in servers:
             print(f"==== log of {srv.name} ({srv.log_path}) ====")
             print(srv.log_text()[-6000:])
+    if problems:
+        pytest.fail("server problems at teardown:\n" + "\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -201,6 +201,8 @@ class MxServer:
         self.proxy = proxy
         self.proc = None
         self._logf = None
+        self.killed = False       # SIGKILLed on purpose: no exit status to check
+        self.exit_statuses = []   # one per process started, when it ended
         self.write_config()
 
     # -- configuration ------------------------------------------------------
@@ -292,6 +294,9 @@ class MxServer:
             if rc is None:
                 self.proc.kill()
                 rc = self.proc.wait(timeout=10)
+                rc = f"SIGKILLed after not stopping within {timeout * SLOW:.0f}s of SIGTERM"
+        if self.proc not in [p for p, _ in self.exit_statuses]:
+            self.exit_statuses.append((self.proc, rc))
         if self._logf:
             self._logf.close()
             self._logf = None
@@ -302,9 +307,26 @@ class MxServer:
         if self.running():
             self.proc.kill()
             self.proc.wait(timeout=10)
+            self.exit_statuses.append((self.proc, "killed"))
         if self._logf:
             self._logf.close()
             self._logf = None
+
+    def problems(self):
+        """What went wrong with this server beyond the test's own asserts: an
+        exit status other than 0 after SIGTERM (or a SIGINT/SIGTERM the test
+        sent), a sanitizer report or a crash in the log."""
+        out = []
+        for _, rc in self.exit_statuses:
+            if rc not in (0, "killed"):
+                out.append(f"{self.name}: exit status {rc}")
+        text = self.log_text()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "AddressSanitizer:DEADLYSIGNAL", "Segmentation fault"):
+            if marker in text:
+                i = text.index(marker)
+                out.append(f"{self.name}: {marker} in the log:\n{text[max(0, i - 200):i + 3000]}")
+        return out
 
     # -- log ----------------------------------------------------------------
     def log_text(self):
