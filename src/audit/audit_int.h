@@ -36,7 +36,19 @@ struct audit_pool {
 	uint32_t free_head;      /* free list, linked through the first word */
 	uint32_t nfree;
 	uint32_t live;           /* nodes in use */
+	bool huge;               /* once 2 MiB big, carve chunks from huge pages */
+	uint32_t carve_from;     /* chunks from this one on are carved */
+	unsigned char *blk;      /* current huge block, and what is left of it */
+	size_t blk_left;
+	void **blocks;           /* every huge block, to unmap */
+	uint32_t nblocks, capblocks;
 };
+
+/* Zeroed memory of at least `bytes`; big ones are 2 MiB aligned and asked
+ * to be backed by transparent huge pages (random access to a big table
+ * then costs no TLB miss). NULL when out of memory. */
+void *audit_big_alloc(size_t bytes);
+void audit_big_free(void *p, size_t bytes);
 
 static inline void *audit_pool_at(const struct audit_pool *p, uint32_t i)
 {
@@ -48,6 +60,8 @@ static inline void *audit_pool_at(const struct audit_pool *p, uint32_t i)
 void audit_pool_init(struct audit_pool *p, size_t elem);
 /* The same with 2^shift nodes per chunk (shift 2..16), for big nodes. */
 void audit_pool_init_shift(struct audit_pool *p, size_t elem, unsigned shift);
+/* Let the pool take its chunks from huge-page blocks once it holds 2 MiB. */
+void audit_pool_use_huge(struct audit_pool *p);
 /* Make sure the next `n` audit_pool_alloc calls succeed; false when OOM. */
 bool audit_pool_reserve(struct audit_pool *p, uint32_t n);
 /* A zeroed node; only after a successful reserve (aborts otherwise). */

@@ -278,8 +278,10 @@ void audit_mtrie_init(struct audit_mtrie *t)
 		while (shift < 12 && (sz << (shift + 1)) <= 32768)
 			shift++;
 		audit_pool_init_shift(&t->nodes[c], sz, shift);
+		audit_pool_use_huge(&t->nodes[c]);
 	}
 	audit_pool_init_shift(&t->leaves, 16, 11);
+	audit_pool_use_huge(&t->leaves);
 }
 
 void audit_mtrie_release(struct audit_mtrie *t)

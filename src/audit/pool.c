@@ -13,6 +13,42 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define HUGE_BYTES ((size_t)2 << 20)
+
+void *audit_big_alloc(size_t bytes)
+{
+	if (bytes < HUGE_BYTES)
+		return calloc(1, bytes);
+	/* Map 2 MiB more than needed and trim to a 2 MiB boundary: fresh
+	 * anonymous pages are zero, and no page is touched here. */
+	size_t len = (bytes + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1);
+	unsigned char *m = mmap(NULL, len + HUGE_BYTES, PROT_READ | PROT_WRITE,
+	                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	size_t head = (HUGE_BYTES - ((uintptr_t)m & (HUGE_BYTES - 1))) & (HUGE_BYTES - 1);
+	if (head)
+		munmap(m, head);
+	if (HUGE_BYTES - head)
+		munmap(m + head + len, HUGE_BYTES - head);
+#ifdef MADV_HUGEPAGE
+	(void)madvise(m + head, len, MADV_HUGEPAGE); /* a hint: fine if refused */
+#endif
+	return m + head;
+}
+
+void audit_big_free(void *p, size_t bytes)
+{
+	if (p == NULL)
+		return;
+	if (bytes < HUGE_BYTES) {
+		free(p);
+		return;
+	}
+	munmap(p, (bytes + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1));
+}
 
 void audit_pool_init_shift(struct audit_pool *p, size_t elem, unsigned shift)
 {
@@ -22,6 +58,12 @@ void audit_pool_init_shift(struct audit_pool *p, size_t elem, unsigned shift)
 	p->elem = elem;
 	p->shift = shift;
 	p->next = 1;
+	p->carve_from = UINT32_MAX; /* not carving */
+}
+
+void audit_pool_use_huge(struct audit_pool *p)
+{
+	p->huge = true;
 }
 
 void audit_pool_init(struct audit_pool *p, size_t elem)
@@ -31,10 +73,51 @@ void audit_pool_init(struct audit_pool *p, size_t elem)
 
 void audit_pool_release(struct audit_pool *p)
 {
-	for (uint32_t i = 0; i < p->nchunks; i++)
+	bool huge = p->huge;
+	for (uint32_t i = 0; i < p->nchunks && i < p->carve_from; i++)
 		free(p->chunks[i]);
 	free(p->chunks);
+	for (uint32_t i = 0; i < p->nblocks; i++)
+		audit_big_free(p->blocks[i], HUGE_BYTES);
+	free(p->blocks);
 	audit_pool_init_shift(p, p->elem, p->shift);
+	p->huge = huge;
+}
+
+/* A chunk of `bytes`: from the heap while the pool is small, else carved
+ * from a huge-page block. */
+static void *chunk_alloc(struct audit_pool *p, size_t bytes)
+{
+	void *chunk;
+	if (p->huge && bytes <= HUGE_BYTES / 4 &&
+	    (p->carve_from != UINT32_MAX || (size_t)(p->nchunks + 1) * bytes >= HUGE_BYTES)) {
+		if (p->carve_from == UINT32_MAX)
+			p->carve_from = p->nchunks;
+		if (p->blk_left < bytes) {
+			if (p->nblocks == p->capblocks) {
+				uint32_t cap = p->capblocks ? p->capblocks * 2 : 8;
+				void **b = realloc(p->blocks, cap * sizeof *b);
+				if (b == NULL)
+					return NULL;
+				p->blocks = b;
+				p->capblocks = cap;
+			}
+			unsigned char *blk = audit_big_alloc(HUGE_BYTES);
+			if (blk == NULL)
+				return NULL;
+			p->blocks[p->nblocks++] = blk;
+			p->blk = blk;
+			p->blk_left = HUGE_BYTES;
+		}
+		chunk = p->blk;
+		p->blk += bytes;
+		p->blk_left -= bytes;
+		return chunk;
+	}
+	/* Cache-line aligned, so nodes of whole lines start a line. */
+	if (posix_memalign(&chunk, 64, bytes) != 0)
+		return NULL;
+	return chunk;
 }
 
 bool audit_pool_reserve(struct audit_pool *p, uint32_t n)
@@ -53,9 +136,8 @@ bool audit_pool_reserve(struct audit_pool *p, uint32_t n)
 			p->chunks = c;
 			p->capchunks = cap;
 		}
-		/* Cache-line aligned, so nodes of whole lines start a line. */
-		void *chunk;
-		if (posix_memalign(&chunk, 64, ((size_t)1 << p->shift) * p->elem) != 0)
+		void *chunk = chunk_alloc(p, ((size_t)1 << p->shift) * p->elem);
+		if (chunk == NULL)
 			return false;
 		p->chunks[p->nchunks++] = chunk;
 	}
@@ -94,8 +176,9 @@ void audit_pool_free(struct audit_pool *p, uint32_t i)
 
 size_t audit_pool_bytes(const struct audit_pool *p)
 {
-	return ((size_t)p->nchunks << p->shift) * p->elem +
-	       p->capchunks * sizeof *p->chunks;
+	uint32_t heap = p->nchunks < p->carve_from ? p->nchunks : p->carve_from;
+	return ((size_t)heap << p->shift) * p->elem + (size_t)p->nblocks * HUGE_BYTES +
+	       p->capchunks * sizeof *p->chunks + p->capblocks * sizeof *p->blocks;
 }
 
 unsigned audit_key_from(const struct ip_addr *a, uint32_t key[4])

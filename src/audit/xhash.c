@@ -5,7 +5,8 @@
  * /32 or /128 question is one probe, usually one cache miss.
  *
  * Size: a power of two between 1/8 and 3/4 full (>= 64 entries), freed when
- * empty. Resizing never rehashes the whole table in one call: a new table
+ * empty; tables of 2 MiB or more ask for transparent huge pages, since every
+ * probe lands on a random page. Resizing never rehashes the whole table in one call: a new table
  * (twice or half the size) becomes `cur`, the old one drains into it
  * MIGRATE_STEP slots per add or remove, and until it is empty a lookup that
  * misses `cur` also probes `old`. An entry is in exactly one of the two (an
@@ -107,16 +108,16 @@ static void delete_cur(struct audit_xhash *h, uint32_t *e)
 	x->n--;
 }
 
-static void free_tab(struct audit_xtab *x)
+static void free_tab(const struct audit_xhash *h, struct audit_xtab *x)
 {
-	free(x->slot);
+	audit_big_free(x->slot, (size_t)x->cap * ewords(h) * sizeof(uint32_t));
 	memset(x, 0, sizeof *x);
 }
 
 /* Start moving everything into a table of `cap` entries. */
 static bool start_resize(struct audit_xhash *h, uint32_t cap)
 {
-	uint32_t *s = calloc((size_t)cap * ewords(h), sizeof *s);
+	uint32_t *s = audit_big_alloc((size_t)cap * ewords(h) * sizeof *s);
 	if (s == NULL)
 		return false;
 	h->old = h->cur;
@@ -141,7 +142,7 @@ static void migrate_step(struct audit_xhash *h)
 		}
 	}
 	if (o->n == 0)
-		free_tab(o);
+		free_tab(h, o);
 }
 
 void audit_xhash_init(struct audit_xhash *h, unsigned words)
@@ -152,8 +153,8 @@ void audit_xhash_init(struct audit_xhash *h, unsigned words)
 
 void audit_xhash_release(struct audit_xhash *h)
 {
-	free_tab(&h->cur);
-	free_tab(&h->old);
+	free_tab(h, &h->cur);
+	free_tab(h, &h->old);
 	audit_xhash_init(h, h->words);
 }
 
@@ -233,7 +234,7 @@ bool audit_xhash_remove(struct audit_xhash *h, const uint32_t *key, bool l0)
 	migrate_step(h);
 	if (h->old.cap == 0) {
 		if (h->cur.n == 0)
-			free_tab(&h->cur);
+			free_tab(h, &h->cur);
 		else if (h->cur.cap > XH_MIN && h->cur.n < h->cur.cap / 8)
 			(void)start_resize(h, h->cur.cap / 2); /* no memory: stay big */
 	}
