@@ -71,8 +71,12 @@ static int sync_listeners(struct mx_server *srv, const struct mx_config *cfg, bo
 	int rc = 0;
 
 	for (size_t i = 0; i < cfg->nlistens; i++) {
-		if (find_listener(srv, cfg->listens[i].address))
+		struct net_listener *have = find_listener(srv, cfg->listens[i].address);
+		if (have) { /* kept: its PROXY settings follow the new config */
+			have->proxy = cfg->listens[i].proxy_protocol;
+			have->proxy_timeout = cfg->listens[i].proxy_timeout ? cfg->listens[i].proxy_timeout : 5;
 			continue;
+		}
 		struct net_listener *l = net_listener_open(srv->base, &cfg->listens[i], srv->next_index,
 		                                           on_accept, srv, err, errlen);
 		if (!l) {

@@ -88,6 +88,8 @@ struct net_listener *net_listener_open(struct event_base *base, const struct mx_
 	ac->arg = arg;
 	l->index = index;
 	l->refs = 1;
+	l->proxy = lc->proxy_protocol;
+	l->proxy_timeout = lc->proxy_timeout ? lc->proxy_timeout : 5;
 	l->evl = evconnlistener_new(base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (!l->evl) {
 		close(fd);

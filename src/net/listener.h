@@ -29,6 +29,8 @@ struct net_listener {
 	unsigned index;             /* stable number for audit and policy */
 	unsigned nsessions;         /* sessions open from this socket */
 	unsigned refs;              /* 1 while open, +1 per session */
+	bool proxy;                 /* Proxy_Protocol: a PROXY header comes first */
+	unsigned proxy_timeout;     /* Proxy_Timeout, seconds */
 	struct net_listener *next;  /* the daemon's list */
 };
 

@@ -1558,19 +1558,18 @@ static void begin_session(struct smtp_session *s)
 	run_phase(s);
 }
 
+/* The limits of the Listen entry this listener was opened for, in the
+ * session's config; a listener that a reload is removing falls back to the
+ * first entry's. PROXY settings belong to the socket itself. */
 static const struct mx_limits *find_limits(const struct mx_config *cfg,
                                            const struct net_listener *l, unsigned *proxy_timeout,
                                            bool *proxy)
 {
-	for (size_t i = 0; l && i < cfg->nlistens; i++) {
-		if (strcmp(cfg->listens[i].address, l->address) == 0) {
-			*proxy = cfg->listens[i].proxy_protocol;
-			*proxy_timeout = cfg->listens[i].proxy_timeout;
+	*proxy = l ? l->proxy : false;
+	*proxy_timeout = l && l->proxy_timeout ? l->proxy_timeout : 5;
+	for (size_t i = 0; l && i < cfg->nlistens; i++)
+		if (strcmp(cfg->listens[i].address, l->address) == 0)
 			return &cfg->listens[i].limits;
-		}
-	}
-	*proxy = false;
-	*proxy_timeout = 5;
 	return cfg->nlistens ? &cfg->listens[0].limits : &default_limits;
 }
 
