@@ -76,3 +76,23 @@ def test_start_with_bad_file_fails_and_names_line(tmp_path):
     r = run("-c", str(path), timeout=20)
     assert r.returncode != 0
     assert f"{path}:3:" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_check_embedded_default_config():
+    """The README's run command uses examples/mxsieve.conf: it must check clean."""
+    from mx import ROOT
+    conf = ROOT / "examples" / "mxsieve.conf"
+    assert conf.exists(), "examples/mxsieve.conf is missing"
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_check_missing_policy_script(tmp_path):
+    srv = MxServer(tmp_path, extra='sieve "p" {\n  script connect_phase1 {\n'
+                                   f'    source = "{tmp_path}/no-such.sieve"\n  }}\n}}\n')
+    text = srv.conf_path.read_text()
+    lineno = [i + 1 for i, ln in enumerate(text.splitlines()) if "no-such.sieve" in ln][0]
+    r = run("-t", "-c", str(srv.conf_path))
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert re.search(rf"{re.escape(str(srv.conf_path))}:({lineno}|{lineno - 1}): ", out), out

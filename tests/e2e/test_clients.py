@@ -148,3 +148,26 @@ def test_swaks(mx, tmp_path, family):
                     tls=family == "starttls")
     head = parse_message(raws[0]).get_all("Received")[0]
     assert "swaks.e2e.test" in head, f"HELO name not in the Received header: {head}"
+
+
+def test_every_stanza_of_the_issue(mx_factory, tmp_path):
+    """A configuration with every stanza the issue names (inbound_audit, the
+    seed's policy script, Control_Listener, Relay_Hosts) starts and serves."""
+    from mx import ROOT
+    script = ROOT / "examples" / "policy" / "connect.sieve"
+    assert script.exists(), "examples/policy/connect.sieve (the seed's script) is missing"
+    ctl = tmp_path / "mx.ctl"
+    extra = (f'Control_Listener {{\n  Listen "{ctl}" {{ }}\n}}\n'
+             'inbound_audit {\n  monitors = ( "300,6" "1800,4" )\n  max_tracked = 100000\n}\n'
+             f'sieve "default" {{\n  script connect_phase1 {{\n    source = "{script}"\n  }}\n}}\n')
+    mx = mx_factory(options={"Relay_Hosts": ["::1"]}, extra=extra)
+    _, data = make_message()
+    with mx.connect() as c:
+        c.ehlo()
+        c.send_message("a@example.test", ["stanza@example.test"], data)
+    with mx.connect(v6=True) as c:
+        c.ehlo()
+        c.send_message("a@example.test", ["far@elsewhere.test"], data)
+    assert len(mx.wait_messages("stanza@example.test", 1)) == 1
+    assert len(mx.wait_messages("far@elsewhere.test", 1)) == 1
+    assert ctl.exists(), "Control_Listener socket not created"

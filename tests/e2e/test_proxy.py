@@ -164,3 +164,36 @@ def test_through_haproxy(mx, tmp_path, procs, version):
     # An IPv6 client through an IPv4 hop: the server must see ::1.
     with Smtp("::1", fe) as c:
         assert_client(mx, c, f"haproxy{version}v6@example.test", "::1")
+
+
+def test_proxied_address_is_the_client_for_relay_hosts(mx_factory):
+    """Limits use the proxied client: Relay_Hosts names the proxied block, not
+    the real (loopback) peer."""
+    mx = mx_factory(options={"Relay_Hosts": ["192.0.2.0/24"]})
+    with mx.connect_proxy(proxy_v1("192.0.2.50", "198.51.100.1")) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<far@other.test>", 250)
+    with mx.connect_proxy(proxy_v2("198.51.100.50", "198.51.100.1")) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        code, text = c.cmd("RCPT TO:<far@other.test>")
+        assert code == 550 and text[0].startswith("5.7.1"), (code, text)
+    with mx.connect() as c:  # the real peer 127.0.0.1 may not relay either
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        assert c.cmd("RCPT TO:<far@other.test>")[0] == 550
+
+
+def test_proxied_address_counts_for_listener_sessions(mx_factory):
+    """Listener_Sessions counts sessions on the proxy listener, after the header."""
+    mx = mx_factory(proxy_options={"Listener_Sessions": 2})
+    held = [mx.connect_proxy(proxy_v1(f"192.0.2.{i}", "198.51.100.1")) for i in (1, 2)]
+    try:
+        c = Smtp("127.0.0.1", mx.proxy_port, banner=False,
+                 proxy_header=proxy_v1("192.0.2.3", "198.51.100.1"))
+        with c:
+            assert c.line() == "421 4.4.5 Service unavailable, concurrency limit reached."
+    finally:
+        for h in held:
+            h.close()
