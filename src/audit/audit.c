@@ -61,6 +61,26 @@ static struct ip_addr norm(const struct ip_addr *a)
 	return r;
 }
 
+/* The live gauge's key for a, v4-mapped IPv6 folded to IPv4: returns 32 or
+ * 128, or 0 for no address. Reads a in place (no copy to compare: the hot
+ * path). */
+static unsigned live_key(const struct ip_addr *a, uint32_t key[4])
+{
+	const uint8_t *b = a->bytes;
+	if (a->family == IP_V6) {
+		uint64_t hi;
+		memcpy(&hi, b, 8);
+		if (!(hi == 0 && b[8] == 0 && b[9] == 0 && b[10] == 0xff && b[11] == 0xff))
+			return audit_key_from(a, key);
+		key[0] = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15];
+		key[1] = key[2] = key[3] = 0;
+		return 32;
+	}
+	if (a->family != IP_V4)
+		return 0;
+	return audit_key_from(a, key);
+}
+
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -144,11 +164,11 @@ void audit_destroy(struct audit *a)
 
 bool audit_live_add(struct audit *a, const struct ip_addr *client, unsigned listener)
 {
-	struct ip_addr c = norm(client);
 	uint32_t key[4];
 	struct audit_mtrie *lt = NULL;
+	unsigned bits = live_key(client, key);
 
-	if (c.family != IP_V4 && c.family != IP_V6)
+	if (bits == 0)
 		abort(); /* the server only accepts IPv4/IPv6 peers */
 	if (listener >= AUDIT_LISTENERS_MAX)
 		return false;
@@ -173,7 +193,6 @@ bool audit_live_add(struct audit *a, const struct ip_addr *client, unsigned list
 	}
 	/* The hash slot loads while the trie is walked. Everything that may
 	 * need memory is reserved first: out of memory changes no count. */
-	unsigned bits = audit_key_from(&c, key);
 	unsigned v6 = bits == 128;
 	audit_xhash_prefetch(&a->exact[v6], key);
 	if (!audit_mtrie_reserve(&a->service) || (lt != NULL && !audit_mtrie_reserve(lt)) ||
@@ -191,12 +210,11 @@ bool audit_live_add(struct audit *a, const struct ip_addr *client, unsigned list
 
 void audit_live_remove(struct audit *a, const struct ip_addr *client, unsigned listener)
 {
-	struct ip_addr c = norm(client);
 	uint32_t key[4];
+	unsigned bits = live_key(client, key);
 
-	if (listener >= a->nlisteners || (c.family != IP_V4 && c.family != IP_V6))
+	if (listener >= a->nlisteners || bits == 0)
 		abort(); /* remove without add */
-	unsigned bits = audit_key_from(&c, key);
 	unsigned v6 = bits == 128;
 	/* The first structure checks the pairing before changing anything;
 	 * after it, the others must agree, so the service trie trusts it. */
@@ -220,15 +238,14 @@ void audit_live_remove(struct audit *a, const struct ip_addr *client, unsigned l
 uint64_t audit_live_count(const struct audit *a, const struct ip_addr *net,
                           unsigned prefix, int listener)
 {
-	struct ip_addr n = norm(net);
 	uint32_t key[4];
+	unsigned bits = live_key(net, key);
 
-	if (n.family != IP_V4 && n.family != IP_V6)
+	if (bits == 0)
 		return 0;
 	if (listener != AUDIT_ANY_LISTENER &&
 	    (listener < 0 || (unsigned)listener >= a->nlisteners))
 		return 0;
-	unsigned bits = audit_key_from(&n, key);
 	unsigned v6 = bits == 128;
 	if (prefix > bits)
 		return 0;

@@ -21,8 +21,9 @@
  * no order (a byte array searched 16 at a time with SSE2; insert appends,
  * delete moves the last slot into the hole, so neither shifts anything),
  * and a dense node of 256 slots indexed by the byte. The root is always
- * dense. Nodes are whole cache lines, and the counts follow the bytes, so
- * reading one count touches the node's first line or two.
+ * dense. Nodes are whole cache lines; a slot (count and ref) is 8 bytes on
+ * one line, so a step down touches the node's first line(s) (header and
+ * bytes) and the slot's line.
  *
  *   add     walk down, +1 in each slot on the path; then one of: a new slot
  *           (the node may move to the next size class), a split of a leaf
@@ -56,11 +57,15 @@ struct mnode {
 	uint8_t plen;
 	uint8_t cls;
 	uint16_t n; /* slots in use */
-	/* sparse: uint8_t byte[cap] (padded to 4), uint32_t count[cap],
-	 *         uint32_t ref[cap]; slots in no order, slot i is
-	 *         (byte[i], count[i], ref[i]);
-	 * dense:  uint32_t count[256], uint32_t ref[256], indexed by byte,
-	 *         count 0 = empty. */
+	/* sparse: uint8_t byte[cap] (padded to 4), struct mslot slot[cap],
+	 *         in no order: slot i is the child byte[i];
+	 * dense:  struct mslot slot[256], indexed by byte, count 0 = empty. */
+};
+
+/* A child: its session count and what is below it, on one cache line. */
+struct mslot {
+	uint32_t count;
+	uint32_t ref;
 };
 
 static inline unsigned cls_cap(unsigned cls)
@@ -86,14 +91,9 @@ static inline uint8_t *node_bytes(struct mnode *n)
 	return (uint8_t *)(n + 1);
 }
 
-static inline uint32_t *node_counts(struct mnode *n)
+static inline struct mslot *node_slots(struct mnode *n)
 {
-	return (uint32_t *)(void *)((unsigned char *)(n + 1) + cls_bytes_len(n->cls));
-}
-
-static inline uint32_t *node_refs(struct mnode *n)
-{
-	return node_counts(n) + cls_cap(n->cls);
+	return (struct mslot *)(void *)((unsigned char *)(n + 1) + cls_bytes_len(n->cls));
 }
 
 static inline struct mnode *node_at(const struct audit_mtrie *t, uint32_t ref)
@@ -117,7 +117,7 @@ static inline void key_set_byte(uint32_t key[4], unsigned i, unsigned b)
 static inline int find(struct mnode *n, unsigned b)
 {
 	if (n->cls == AUDIT_MT_DENSE)
-		return node_counts(n)[b] ? (int)b : -1;
+		return node_slots(n)[b].count ? (int)b : -1;
 	const uint8_t *by = node_bytes(n);
 	unsigned cnt = n->n;
 #ifdef __SSE2__
@@ -193,28 +193,23 @@ static struct mnode *move_node(struct audit_mtrie *t, uint32_t *pref, unsigned c
 	struct mnode *o = node_at(t, *pref);
 	uint32_t ref = new_node(t, cls, o->key, o->plen);
 	struct mnode *n = node_at(t, ref);
-	uint32_t *oc = node_counts(o), *orf = node_refs(o);
-	uint32_t *nc = node_counts(n), *nrf = node_refs(n);
+	struct mslot *os = node_slots(o), *ns = node_slots(n);
 	uint8_t *nb = node_bytes(n);
 	unsigned k = 0;
 
 	if (o->cls == AUDIT_MT_DENSE) {
 		for (unsigned b = 0; b < 256; b++)
-			if (oc[b]) {
+			if (os[b].count) {
 				nb[k] = (uint8_t)b;
-				nc[k] = oc[b];
-				nrf[k++] = orf[b];
+				ns[k++] = os[b];
 			}
 	} else if (cls == AUDIT_MT_DENSE) {
-		for (unsigned i = 0; i < o->n; i++) {
-			nc[node_bytes(o)[i]] = oc[i];
-			nrf[node_bytes(o)[i]] = orf[i];
-		}
+		for (unsigned i = 0; i < o->n; i++)
+			ns[node_bytes(o)[i]] = os[i];
 		k = o->n;
 	} else {
 		memcpy(nb, node_bytes(o), o->n);
-		memcpy(nc, oc, o->n * sizeof *nc);
-		memcpy(nrf, orf, o->n * sizeof *nrf);
+		memcpy(ns, os, o->n * sizeof *ns);
 		k = o->n;
 	}
 	n->n = (uint16_t)k;
@@ -232,24 +227,23 @@ static void insert_slot(struct audit_mtrie *t, uint32_t *pref, unsigned b, uint3
 	unsigned i = n->cls == AUDIT_MT_DENSE ? b : n->n;
 	if (n->cls != AUDIT_MT_DENSE)
 		node_bytes(n)[i] = (uint8_t)b;
-	node_counts(n)[i] = 1;
-	node_refs(n)[i] = ref;
+	node_slots(n)[i].count = 1;
+	node_slots(n)[i].ref = ref;
 	n->n++;
 }
 
 /* Empty slot i; a sparse node's last slot fills the hole. */
 static void delete_slot(struct mnode *n, unsigned i)
 {
-	uint32_t *c = node_counts(n), *r = node_refs(n);
+	struct mslot *sl = node_slots(n);
 	n->n--;
 	if (n->cls == AUDIT_MT_DENSE) {
-		c[i] = r[i] = 0;
+		sl[i] = (struct mslot){0};
 		return;
 	}
 	uint8_t *by = node_bytes(n);
 	by[i] = by[n->n];
-	c[i] = c[n->n];
-	r[i] = r[n->n];
+	sl[i] = sl[n->n];
 }
 
 /* A 2-slot node at plen r holding (b1, c1, ref1) and (b2, 1, ref2). */
@@ -259,11 +253,11 @@ static uint32_t split(struct audit_mtrie *t, const uint32_t key[4], unsigned r,
 	uint32_t mref = new_node(t, 0, key, r);
 	struct mnode *m = node_at(t, mref);
 	node_bytes(m)[0] = (uint8_t)b1;
-	node_counts(m)[0] = c1;
-	node_refs(m)[0] = ref1;
+	node_slots(m)[0].count = c1;
+	node_slots(m)[0].ref = ref1;
 	node_bytes(m)[1] = (uint8_t)b2;
-	node_counts(m)[1] = 1;
-	node_refs(m)[1] = ref2;
+	node_slots(m)[1].count = 1;
+	node_slots(m)[1].ref = ref2;
 	m->n = 2;
 	return mref;
 }
@@ -330,7 +324,7 @@ bool audit_mtrie_add(struct audit_mtrie *t, const uint32_t key[4], unsigned bits
 			t->addrs++;
 			return true;
 		}
-		uint32_t *cnt = &node_counts(n)[i], *sref = &node_refs(n)[i];
+		uint32_t *cnt = &node_slots(n)[i].count, *sref = &node_slots(n)[i].ref;
 		(*cnt)++;
 		if (*sref & LEAF) {
 			uint32_t lk[4];
@@ -380,9 +374,9 @@ bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned b
 		int i = find(n, b);
 		if (i < 0)
 			return false;
-		uint32_t sref = node_refs(n)[i];
+		uint32_t sref = node_slots(n)[i].ref;
 		prefs[depth] = pref;
-		cnts[depth++] = &node_counts(n)[i];
+		cnts[depth++] = &node_slots(n)[i].count;
 		idx = (unsigned)i;
 		if (sref & LEAF) {
 			uint32_t lk[4];
@@ -396,7 +390,7 @@ bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned b
 		struct mnode *ch = node_at(t, sref);
 		if (audit_key_cpl(key, ch->key, ch->plen) < ch->plen)
 			return false;
-		pref = &node_refs(n)[i];
+		pref = &node_slots(n)[i].ref;
 	}
 	t->total[v6]--;
 	for (unsigned d = 0; d < depth; d++)
@@ -408,7 +402,7 @@ bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned b
 	t->addrs--;
 	pref = prefs[depth - 1];
 	struct mnode *n = node_at(t, *pref);
-	free_leaf(t, v6, node_refs(n)[idx]);
+	free_leaf(t, v6, node_slots(n)[idx].ref);
 	delete_slot(n, idx);
 	if (depth == 1) { /* n is the root */
 		if (n->n == 0) {
@@ -424,9 +418,9 @@ bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned b
 		 * whose count is already its count. */
 		unsigned k = 0;
 		if (n->cls == AUDIT_MT_DENSE)
-			while (node_counts(n)[k] == 0)
+			while (node_slots(n)[k].count == 0)
 				k++;
-		uint32_t only = node_refs(n)[k];
+		uint32_t only = node_slots(n)[k].ref;
 		free_node(t, *pref);
 		*pref = only;
 		return true;
@@ -445,21 +439,21 @@ bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned b
 /* Sum of the slot counts of bytes lo..hi. */
 static uint64_t sum_range(struct mnode *n, unsigned lo, unsigned hi)
 {
-	const uint32_t *c = node_counts(n);
+	const struct mslot *sl = node_slots(n);
 	uint64_t sum = 0;
 	if (n->cls == AUDIT_MT_DENSE) {
 		for (unsigned b = lo; b <= hi; b++)
-			sum += c[b];
+			sum += sl[b].count;
 		return sum;
 	}
 	if (lo == hi) {
 		int i = find(n, lo);
-		return i < 0 ? 0 : c[i];
+		return i < 0 ? 0 : sl[i].count;
 	}
 	const uint8_t *by = node_bytes(n);
 	for (unsigned i = 0; i < n->n; i++)
 		if ((unsigned)(by[i] - lo) <= hi - lo)
-			sum += c[i];
+			sum += sl[i].count;
 	return sum;
 }
 
@@ -485,7 +479,7 @@ uint64_t audit_mtrie_count(const struct audit_mtrie *t, const uint32_t key[4],
 		int i = find(n, b);
 		if (i < 0)
 			return 0;
-		uint32_t cnt = node_counts(n)[i], sref = node_refs(n)[i];
+		uint32_t cnt = node_slots(n)[i].count, sref = node_slots(n)[i].ref;
 		if (sref & LEAF) {
 			uint32_t lk[4];
 			leaf_key(t, v6, n, b, sref, lk);
@@ -505,13 +499,13 @@ static void blocks_rec(const struct audit_mtrie *t, unsigned v6, struct mnode *n
                        unsigned plen, audit_live_visit_fn fn, void *arg)
 {
 	unsigned p = n->plen, nslots = 0;
-	const uint32_t *c = node_counts(n), *r = node_refs(n);
+	const struct mslot *sl = node_slots(n);
 	uint16_t order[256]; /* slot indices in byte order */
 	uint8_t byte[256];
 
 	if (n->cls == AUDIT_MT_DENSE) {
 		for (unsigned b = 0; b < 256; b++)
-			if (c[b]) {
+			if (sl[b].count) {
 				byte[nslots] = (uint8_t)b;
 				order[nslots++] = (uint16_t)b;
 			}
@@ -534,7 +528,7 @@ static void blocks_rec(const struct audit_mtrie *t, unsigned v6, struct mnode *n
 			unsigned g = byte[k] >> shift;
 			uint64_t sum = 0;
 			for (; k < nslots && (unsigned)(byte[k] >> shift) == g; k++)
-				sum += c[order[k]];
+				sum += sl[order[k]].count;
 			uint32_t key[4];
 			memcpy(key, n->key, sizeof key);
 			key_set_byte(key, p >> 3, g << shift);
@@ -545,10 +539,10 @@ static void blocks_rec(const struct audit_mtrie *t, unsigned v6, struct mnode *n
 	for (unsigned k = 0; k < nslots; k++) {
 		unsigned i = order[k];
 		uint32_t key[4];
-		if (r[i] & LEAF) {
-			leaf_key(t, v6, n, byte[k], r[i], key);
+		if (sl[i].ref & LEAF) {
+			leaf_key(t, v6, n, byte[k], sl[i].ref, key);
 		} else {
-			struct mnode *ch = node_at(t, r[i]);
+			struct mnode *ch = node_at(t, sl[i].ref);
 			if (ch->plen < plen) {
 				blocks_rec(t, v6, ch, plen, fn, arg);
 				continue;
@@ -556,7 +550,7 @@ static void blocks_rec(const struct audit_mtrie *t, unsigned v6, struct mnode *n
 			memcpy(key, ch->key, sizeof key);
 		}
 		audit_key_mask(key, plen);
-		fn(arg, key, c[i]);
+		fn(arg, key, sl[i].count);
 	}
 }
 
