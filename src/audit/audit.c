@@ -201,7 +201,7 @@ bool audit_live_add(struct audit *a, const struct ip_addr *client, unsigned list
 	if (!audit_mtrie_add(&a->service, key, bits))
 		return false;
 	if (lt != NULL && !audit_mtrie_add(lt, key, bits)) {
-		audit_mtrie_remove(&a->service, key, bits, false);
+		audit_mtrie_remove(&a->service, key, bits);
 		return false;
 	}
 	audit_xhash_add(&a->exact[v6], key, listener == 0);
@@ -216,23 +216,23 @@ void audit_live_remove(struct audit *a, const struct ip_addr *client, unsigned l
 	if (listener >= a->nlisteners || bits == 0)
 		abort(); /* remove without add */
 	unsigned v6 = bits == 128;
-	/* The first structure checks the pairing before changing anything;
-	 * after it, the others must agree, so the service trie trusts it. */
+	/* The pairing is checked before anything changes: by the listener's
+	 * trie, or the hash's listener-0 count. The hash slot loads while the
+	 * service trie's path is found (trusting the hash for the leaf). */
 	audit_xhash_prefetch(&a->exact[v6], key);
-	if (listener > 0) {
-		struct audit_mtrie *lt = a->ltrie[listener];
-		if (lt == NULL || !audit_mtrie_remove(lt, key, bits, false))
-			abort(); /* remove without add */
-		if (lt->total[0] + lt->total[1] == 0) {
-			audit_mtrie_release(lt);
-			free(lt);
-			a->ltrie[listener] = NULL;
-		}
+	struct audit_mtrie *lt = listener > 0 ? a->ltrie[listener] : NULL;
+	struct audit_mpath path;
+	if (listener > 0 && (lt == NULL || !audit_mtrie_remove(lt, key, bits)))
+		abort(); /* remove without add */
+	if (!audit_mtrie_find(&a->service, key, bits, true, &path) ||
+	    !audit_xhash_remove(&a->exact[v6], key, listener == 0))
+		abort(); /* remove without add (or, after the listener's, a broken invariant) */
+	audit_mtrie_apply_remove(&a->service, key, bits, &path);
+	if (lt != NULL && lt->total[0] + lt->total[1] == 0) {
+		audit_mtrie_release(lt);
+		free(lt);
+		a->ltrie[listener] = NULL;
 	}
-	if (!audit_xhash_remove(&a->exact[v6], key, listener == 0))
-		abort();
-	if (!audit_mtrie_remove(&a->service, key, bits, true))
-		abort();
 }
 
 uint64_t audit_live_count(const struct audit *a, const struct ip_addr *net,

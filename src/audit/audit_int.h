@@ -123,11 +123,24 @@ bool audit_mtrie_reserve(struct audit_mtrie *t);
 /* One more session for key (after a successful reserve). False (nothing
  * changed) when a count would overflow 32 bits. */
 bool audit_mtrie_add(struct audit_mtrie *t, const uint32_t key[4], unsigned bits);
-/* One session fewer; false (nothing changed) when the key has none. When
- * `trusted` (the caller knows the address has a session), the IPv6 leaf's
- * key is not read back to check it: one cache miss fewer. */
-bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned bits,
-                        bool trusted);
+/* One session fewer; false (nothing changed) when the key has none. */
+bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned bits);
+
+/* The same in two steps, so that the caller can check something else in
+ * between: find the path read-only (false: the key has no session), then
+ * apply it (nothing else may change the trie in between). When `trusted`
+ * (the caller knows the address has a session) the IPv6 leaf's key is not
+ * read back to check it: one cache miss fewer. */
+struct audit_mpath {
+	uint32_t *pref[17]; /* where each node on the path is referenced */
+	uint32_t *cnt[17];  /* the count of each slot taken */
+	unsigned depth;
+	unsigned idx;       /* the leaf's slot in the last node */
+};
+bool audit_mtrie_find(struct audit_mtrie *t, const uint32_t key[4], unsigned bits,
+                      bool trusted, struct audit_mpath *path);
+void audit_mtrie_apply_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned bits,
+                              const struct audit_mpath *path);
 /* Sessions inside key/plen (key masked to plen). */
 uint64_t audit_mtrie_count(const struct audit_mtrie *t, const uint32_t key[4],
                            unsigned bits, unsigned plen);

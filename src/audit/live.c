@@ -355,19 +355,15 @@ bool audit_mtrie_add(struct audit_mtrie *t, const uint32_t key[4], unsigned bits
 	}
 }
 
-bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned bits,
-                        bool trusted)
+bool audit_mtrie_find(struct audit_mtrie *t, const uint32_t key[4], unsigned bits,
+                      bool trusted, struct audit_mpath *path)
 {
 	unsigned v6 = bits == 128;
-	uint32_t *prefs[MT_MAX_DEPTH];
-	uint32_t *cnts[MT_MAX_DEPTH];
-	unsigned idx = 0;
-	unsigned depth = 0;
 	uint32_t *pref = &t->root[v6];
 
+	path->depth = 0;
 	if (*pref == 0)
 		return false;
-	/* Find the leaf without touching anything. */
 	for (;;) {
 		struct mnode *n = node_at(t, *pref);
 		unsigned b = key_byte(key, n->plen >> 3);
@@ -375,28 +371,45 @@ bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned b
 		if (i < 0)
 			return false;
 		uint32_t sref = node_slots(n)[i].ref;
-		prefs[depth] = pref;
-		cnts[depth++] = &node_slots(n)[i].count;
-		idx = (unsigned)i;
+		path->pref[path->depth] = pref;
+		path->cnt[path->depth++] = &node_slots(n)[i].count;
+		path->idx = (unsigned)i;
 		if (sref & LEAF) {
 			uint32_t lk[4];
 			if (trusted && v6)
-				break;
+				return true;
 			leaf_key(t, v6, n, b, sref, lk);
-			if (audit_key_cpl(key, lk, bits) != bits)
-				return false;
-			break;
+			return audit_key_cpl(key, lk, bits) == bits;
 		}
 		struct mnode *ch = node_at(t, sref);
 		if (audit_key_cpl(key, ch->key, ch->plen) < ch->plen)
 			return false;
 		pref = &node_slots(n)[i].ref;
 	}
+}
+
+bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned bits)
+{
+	struct audit_mpath path;
+	if (!audit_mtrie_find(t, key, bits, false, &path))
+		return false;
+	audit_mtrie_apply_remove(t, key, bits, &path);
+	return true;
+}
+
+void audit_mtrie_apply_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned bits,
+                              const struct audit_mpath *path)
+{
+	unsigned v6 = bits == 128, depth = path->depth, idx = path->idx;
+	uint32_t *const *prefs = path->pref, *const *cnts = path->cnt;
+	uint32_t *pref;
+
+	(void)key;
 	t->total[v6]--;
 	for (unsigned d = 0; d < depth; d++)
 		(*cnts[d])--;
 	if (*cnts[depth - 1] != 0)
-		return true;
+		return;
 
 	/* The address's last session: its leaf goes. */
 	t->addrs--;
@@ -411,7 +424,7 @@ bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned b
 			if (t->root[!v6] == 0)
 				audit_mtrie_release(t); /* give every chunk back */
 		}
-		return true;
+		return;
 	}
 	if (n->n == 1) {
 		/* One child left: it takes n's place in the parent's slot,
@@ -423,7 +436,7 @@ bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned b
 		uint32_t only = node_slots(n)[k].ref;
 		free_node(t, *pref);
 		*pref = only;
-		return true;
+		return;
 	}
 	/* A quarter full: move down a class, if memory allows (else stay). */
 	unsigned cls = n->cls, want = cls;
@@ -433,7 +446,7 @@ bool audit_mtrie_remove(struct audit_mtrie *t, const uint32_t key[4], unsigned b
 		want = cls - 1;
 	if (want != cls && reserve1(&t->nodes[want]))
 		move_node(t, pref, want);
-	return true;
+	return;
 }
 
 /* Sum of the slot counts of bytes lo..hi. */
