@@ -246,6 +246,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct mx_server *srv = arg;
 	(void)what;
+	if (sig == SIGHUP && srv->stopping)
+		return; /* never rebind listeners while shutting down */
+	if (sig != SIGHUP && srv->stopping) {
+		/* a second SIGTERM/SIGINT: skip the rest of the grace */
+		evtimer_del(srv->grace);
+		on_grace(-1, 0, srv);
+		return;
+	}
 	if (sig == SIGHUP) {
 		char *errors = NULL;
 		if (mx_server_reload(srv, &errors) < 0) {

@@ -90,7 +90,9 @@ struct net_listener *net_listener_open(struct event_base *base, const struct mx_
 	l->refs = 1;
 	l->proxy = lc->proxy_protocol;
 	l->proxy_timeout = lc->proxy_timeout ? lc->proxy_timeout : 5;
-	l->evl = evconnlistener_new(base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	/* backlog 0: the socket already listens with NET_BACKLOG (-1 would
+	 * make libevent call listen() again with its default of 128) */
+	l->evl = evconnlistener_new(base, on_accept, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	if (!l->evl) {
 		close(fd);
 		free(l->address);
