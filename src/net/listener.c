@@ -34,16 +34,30 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	ac->cb(l, fd, sa, socklen, ac->arg);
 }
 
+static void on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+	struct net_listener *l = arg;
+	(void)fd;
+	(void)what;
+	if (l->evl)
+		evconnlistener_enable(l->evl);
+}
+
 static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
 	struct net_listener *l = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 
-	/* EMFILE/ENFILE: out of descriptors. Log and keep going; libevent
-	 * retries on the next readiness, and sessions closing free fds. */
-	(void)evl;
 	log_event(LOG_WARNING, "accept_error", "listener=%s error=\"%s\"", l->address,
 	          evutil_socket_error_to_string(err));
+	/* Out of descriptors or memory: the pending connection stays in the
+	 * backlog and the socket stays readable, so pause instead of spinning;
+	 * sessions that end meanwhile give descriptors back. */
+	if ((err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) && l->backoff) {
+		struct timeval tv = {0, 100000};
+		evconnlistener_disable(evl);
+		evtimer_add(l->backoff, &tv);
+	}
 }
 
 struct net_listener *net_listener_open(struct event_base *base, const struct mx_listen *lc,
@@ -101,6 +115,7 @@ struct net_listener *net_listener_open(struct event_base *base, const struct mx_
 		return NULL;
 	}
 	evconnlistener_set_error_cb(l->evl, on_accept_error);
+	l->backoff = evtimer_new(base, on_backoff, l);
 	return l;
 fail:
 	snprintf(err, errlen, "Listen \"%s\": %s", lc->address, strerror(errno));
@@ -123,6 +138,10 @@ void net_listener_enable(struct net_listener *l, bool on)
 
 void net_listener_close(struct net_listener *l)
 {
+	if (l->backoff) {
+		event_free(l->backoff);
+		l->backoff = NULL;
+	}
 	if (l->evl) {
 		evconnlistener_free(l->evl);
 		l->evl = NULL;
@@ -139,6 +158,8 @@ void net_listener_unref(struct net_listener *l)
 {
 	if (--l->refs > 0)
 		return;
+	if (l->backoff)
+		event_free(l->backoff);
 	if (l->evl)
 		evconnlistener_free(l->evl);
 	free(l->address);

@@ -5,7 +5,9 @@
  * IPv6 sockets are IPV6_V6ONLY (an IPv4 listener is configured on its own),
  * SO_REUSEADDR is set so a restart rebinds at once, the backlog is 4096 and
  * the listener accepts in a loop per wake-up (evconnlistener's default), so
- * a burst of connections costs one poll round.
+ * a burst of connections costs one poll round. Out of descriptors (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM), accepting pauses for 100 ms instead of spinning
+ * on a socket that stays readable.
  *
  * A listener is reference-counted: sessions that arrived on it hold a
  * reference, so that a reload that removes its Listen entry can close the
@@ -25,6 +27,7 @@ struct mx_listen;
 
 struct net_listener {
 	struct evconnlistener *evl; /* NULL once closed */
+	struct event *backoff;      /* re-enables accepting after EMFILE */
 	char *address;              /* "127.0.0.1:2525": the key across reloads */
 	unsigned index;             /* stable number for audit and policy */
 	unsigned nsessions;         /* sessions open from this socket */
