@@ -1710,6 +1710,10 @@ void smtp_server_drain(struct smtp_server *srv)
 		case SMTP_STATE_TLS:
 			schedule_free(s);
 			break;
+		case SMTP_STATE_CONNECT: /* banner not sent yet (tarpit): nothing in flight */
+			reply(s, "421 4.3.2 %s Service shutting down, closing connection", hostname(s));
+			session_close(s);
+			break;
 		case SMTP_STATE_HELO:
 		case SMTP_STATE_READY:
 			if (s->tx || s->waiting)
