@@ -131,7 +131,10 @@ static volatile uint64_t sink;
 
 static void run(size_t n, bool v6, bool quick)
 {
-	static const unsigned p4[] = {32, 24, 16, 0}, p6[] = {128, 64, 48, 0};
+	/* The four reported lengths, then four odd ones (sub-stride sums,
+	 * compressed edges), printed on a second line. */
+	static const unsigned p4[] = {32, 24, 16, 0, 27, 20, 9, 1},
+	                      p6[] = {128, 64, 48, 0, 93, 60, 36, 3};
 	const unsigned *pl = v6 ? p6 : p4;
 	struct ip_addr *v = malloc(n * sizeof *v);
 	size_t *order = malloc(n * sizeof *order);
@@ -165,8 +168,10 @@ static void run(size_t n, bool v6, bool quick)
 	len += snprintf(line + len, sizeof line - len, "%-4s %8zu  mx: add %6.1f", v6 ? "IPv6" : "IPv4",
 	                n, add_ns);
 	/* queries, addresses in random order */
-	double q[4];
-	for (int k = 0; k < 4; k++) {
+	double q[8];
+	char odd[160];
+	int olen = 0;
+	for (int k = 0; k < 8; k++) {
 		for (size_t b = 0; b < nqb; b++) {
 			struct ip_addr qs[BATCH];
 			for (size_t i = 0; i < BATCH; i++) {
@@ -181,7 +186,10 @@ static void run(size_t n, bool v6, bool quick)
 			sink += s;
 		}
 		q[k] = median(t, nqb);
-		len += snprintf(line + len, sizeof line - len, "  /%u %5.1f", pl[k], q[k]);
+		if (k < 4)
+			len += snprintf(line + len, sizeof line - len, "  /%u %5.1f", pl[k], q[k]);
+		else
+			olen += snprintf(odd + olen, sizeof odd - olen, "  /%u %5.1f", pl[k], q[k]);
 	}
 	/* disconnect, in another random order */
 	shuffle(order, n);
@@ -200,6 +208,7 @@ static void run(size_t n, bool v6, bool quick)
 	audit_get_stats(a, &after);
 	printf("%s  remove %6.1f ns | bytes/addr %.1f (module) %.1f (RSS) | after close %" PRIu64
 	       " B\n", line, rm_ns, (double)st.bytes / n, (rss1 - rss0) * 1024.0 / n, after.bytes);
+	printf("%-4s %8zu  mx: other prefixes%s ns\n", v6 ? "IPv6" : "IPv4", n, odd);
 	audit_destroy(a);
 
 	/* The naive list: append, scan, find-and-swap. At large sizes a scan

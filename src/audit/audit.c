@@ -35,6 +35,9 @@ struct audit {
 	                                       * (NULL while it has no session);
 	                                       * listener 0 is service - the rest */
 	unsigned nlisteners;                  /* highest listener seen + 1 */
+	struct audit_xhash hint[2][AUDIT_HINTS_MAX]; /* per family: the blocks */
+	unsigned hint_len[2][AUDIT_HINTS_MAX];       /* of these lengths */
+	unsigned nhints[2];
 	struct audit_monitor_spec monitors[AUDIT_MONITORS_MAX];
 	size_t nmonitors;
 	struct audit_wtrie *mon;              /* all monitors, 3 counters each */
@@ -148,6 +151,7 @@ void audit_destroy(struct audit *a)
 	audit_mtrie_release(&a->service);
 	audit_xhash_release(&a->exact[0]);
 	audit_xhash_release(&a->exact[1]);
+	audit_hint_clear(a);
 	for (unsigned l = 0; l < a->nlisteners; l++) {
 		if (a->ltrie[l] != NULL)
 			audit_mtrie_release(a->ltrie[l]);
@@ -193,11 +197,20 @@ bool audit_live_add(struct audit *a, const struct ip_addr *client, unsigned list
 	}
 	/* The hash slot loads while the trie is walked. Everything that may
 	 * need memory is reserved first: out of memory changes no count. */
-	unsigned v6 = bits == 128;
+	unsigned v6 = bits == 128, nh = a->nhints[v6];
+	uint32_t hkey[AUDIT_HINTS_MAX][4];
 	audit_xhash_prefetch(&a->exact[v6], key);
+	for (unsigned k = 0; k < nh; k++) {
+		memcpy(hkey[k], key, sizeof key);
+		audit_key_mask(hkey[k], a->hint_len[v6][k]);
+		audit_xhash_prefetch(&a->hint[v6][k], hkey[k]);
+	}
 	if (!audit_mtrie_reserve(&a->service) || (lt != NULL && !audit_mtrie_reserve(lt)) ||
 	    !audit_xhash_reserve(&a->exact[v6]))
 		return false;
+	for (unsigned k = 0; k < nh; k++)
+		if (!audit_xhash_reserve(&a->hint[v6][k]))
+			return false;
 	if (!audit_mtrie_add(&a->service, key, bits))
 		return false;
 	if (lt != NULL && !audit_mtrie_add(lt, key, bits)) {
@@ -205,6 +218,8 @@ bool audit_live_add(struct audit *a, const struct ip_addr *client, unsigned list
 		return false;
 	}
 	audit_xhash_add(&a->exact[v6], key, listener == 0);
+	for (unsigned k = 0; k < nh; k++)
+		audit_xhash_add(&a->hint[v6][k], hkey[k], false);
 	return true;
 }
 
@@ -228,6 +243,13 @@ void audit_live_remove(struct audit *a, const struct ip_addr *client, unsigned l
 	    !audit_xhash_remove(&a->exact[v6], key, listener == 0))
 		abort(); /* remove without add (or, after the listener's, a broken invariant) */
 	audit_mtrie_apply_remove(&a->service, key, bits, &path);
+	for (unsigned k = 0; k < a->nhints[v6]; k++) {
+		uint32_t hk[4];
+		memcpy(hk, key, sizeof hk);
+		audit_key_mask(hk, a->hint_len[v6][k]);
+		if (!audit_xhash_remove(&a->hint[v6][k], hk, false))
+			abort(); /* the hint table lost a block: broken invariant */
+	}
 	if (lt != NULL && lt->total[0] + lt->total[1] == 0) {
 		audit_mtrie_release(lt);
 		free(lt);
@@ -256,6 +278,10 @@ uint64_t audit_live_count(const struct audit *a, const struct ip_addr *net,
 	}
 	if (prefix == bits) /* one probe of the exact table */
 		return audit_xhash_get(&a->exact[v6], key, listener == 0);
+	if (listener == AUDIT_ANY_LISTENER)
+		for (unsigned k = 0; k < a->nhints[v6]; k++)
+			if (a->hint_len[v6][k] == prefix)
+				return audit_xhash_get(&a->hint[v6][k], key, false);
 	uint64_t sum = audit_mtrie_count(&a->service, key, bits, prefix);
 	if (listener == 0) {
 		/* The slower path: listener 0 is what the others leave. */
@@ -264,6 +290,52 @@ uint64_t audit_live_count(const struct audit *a, const struct ip_addr *net,
 				sum -= audit_mtrie_count(a->ltrie[l], key, bits, prefix);
 	}
 	return sum;
+}
+
+struct hint_fill {
+	struct audit_xhash *h;
+	bool ok;
+};
+
+static void hint_visit(void *arg, const uint32_t key[4], uint64_t count)
+{
+	struct hint_fill *f = arg;
+	if (f->ok && !audit_xhash_load(f->h, key, (uint32_t)count))
+		f->ok = false;
+}
+
+bool audit_hint_prefix(struct audit *a, enum ip_family family, unsigned prefix)
+{
+	unsigned v6 = family == IP_V6, bits = v6 ? 128 : 32;
+
+	if ((family != IP_V4 && family != IP_V6) || prefix > bits)
+		return false;
+	if (prefix == 0 || prefix == bits)
+		return true; /* the family total and the exact table */
+	for (unsigned k = 0; k < a->nhints[v6]; k++)
+		if (a->hint_len[v6][k] == prefix)
+			return true;
+	if (a->nhints[v6] == AUDIT_HINTS_MAX)
+		return false;
+	struct audit_xhash *h = &a->hint[v6][a->nhints[v6]];
+	audit_xhash_init(h, v6 ? 4 : 1);
+	struct hint_fill f = {h, true};
+	audit_mtrie_blocks(&a->service, bits, prefix, hint_visit, &f);
+	if (!f.ok) {
+		audit_xhash_release(h);
+		return false;
+	}
+	a->hint_len[v6][a->nhints[v6]++] = prefix;
+	return true;
+}
+
+void audit_hint_clear(struct audit *a)
+{
+	for (unsigned v6 = 0; v6 < 2; v6++) {
+		for (unsigned k = 0; k < a->nhints[v6]; k++)
+			audit_xhash_release(&a->hint[v6][k]);
+		a->nhints[v6] = 0;
+	}
 }
 
 /* ---- argument parsing ---- */
@@ -504,6 +576,9 @@ void audit_get_stats(const struct audit *a, struct audit_stats *out)
 	out->bytes = sizeof *a + audit_mtrie_bytes(&a->service) +
 	             audit_xhash_bytes(&a->exact[0]) + audit_xhash_bytes(&a->exact[1]) +
 	             a->nlisteners * sizeof *a->ltrie;
+	for (unsigned v6 = 0; v6 < 2; v6++)
+		for (unsigned k = 0; k < a->nhints[v6]; k++)
+			out->bytes += audit_xhash_bytes(&a->hint[v6][k]);
 	for (unsigned l = 0; l < a->nlisteners; l++)
 		if (a->ltrie[l] != NULL)
 			out->bytes += sizeof *a->ltrie[l] + audit_mtrie_bytes(a->ltrie[l]);

@@ -130,6 +130,21 @@ void audit_live_remove(struct audit *a, const struct ip_addr *client, unsigned l
 uint64_t audit_live_count(const struct audit *a, const struct ip_addr *net,
                           unsigned prefix, int listener);
 
+/* The loaded policy asks for blocks of this length (IPv4 "/24", IPv6 "/93"
+ * ...): keep a table of the live count of every such block, so that a
+ * service-wide query at that length is one hash probe instead of a trie
+ * walk. Each hinted length costs one more hash update per session add and
+ * remove of that family (overlapped with the trie walk). Call when a policy
+ * is loaded: it costs one walk over the gauge's blocks at that length.
+ * Returns false when out of memory or past AUDIT_HINTS_MAX per family:
+ * queries stay correct either way (the trie answers). /0, the full length
+ * and a length already hinted change nothing and return true. */
+#define AUDIT_HINTS_MAX 4
+bool audit_hint_prefix(struct audit *a, enum ip_family family, unsigned prefix);
+
+/* Drop every hint (before the hints of a newly loaded policy). */
+void audit_hint_clear(struct audit *a);
+
 /* Parse a policy argument into a block, per inbound-audit.md section 2:
  * "/N" (the current client's block), "addr/N", "addr", "" (current client).
  * `current` is the session's client (may be NULL outside a session). On

@@ -176,6 +176,9 @@ bool audit_xhash_reserve(struct audit_xhash *h);
 void audit_xhash_prefetch(const struct audit_xhash *h, const uint32_t *key);
 /* One more session (on listener 0 too when l0), after a reserve. */
 void audit_xhash_add(struct audit_xhash *h, const uint32_t *key, bool l0);
+/* A new key with `count` sessions at once (not on listener 0); false when
+ * out of memory or the key is there already. */
+bool audit_xhash_load(struct audit_xhash *h, const uint32_t *key, uint32_t count);
 /* One session fewer; false (nothing changed) when the key has none, or none
  * on listener 0 when l0. */
 bool audit_xhash_remove(struct audit_xhash *h, const uint32_t *key, bool l0);

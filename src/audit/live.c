@@ -464,7 +464,26 @@ static uint64_t sum_range(struct mnode *n, unsigned lo, unsigned hi)
 		return i < 0 ? 0 : sl[i].count;
 	}
 	const uint8_t *by = node_bytes(n);
-	for (unsigned i = 0; i < n->n; i++)
+	unsigned cnt = n->n;
+#ifdef __SSE2__
+	if (n->cls >= 3) {
+		/* Match the high bits of 16 bytes at a time and read only the
+		 * matching slots' lines: (byte & mask) == lo. */
+		uint8_t mask = (uint8_t)~(hi - lo);
+		__m128i m8 = _mm_set1_epi8((char)mask), want = _mm_set1_epi8((char)lo);
+		for (unsigned i = 0; i < cnt; i += 16) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(by + i));
+			unsigned m = (unsigned)_mm_movemask_epi8(
+			        _mm_cmpeq_epi8(_mm_and_si128(v, m8), want));
+			if (cnt - i < 16)
+				m &= (1u << (cnt - i)) - 1;
+			for (; m != 0; m &= m - 1)
+				sum += sl[i + (unsigned)__builtin_ctz(m)].count;
+		}
+		return sum;
+	}
+#endif
+	for (unsigned i = 0; i < cnt; i++)
 		if ((unsigned)(by[i] - lo) <= hi - lo)
 			sum += sl[i].count;
 	return sum;

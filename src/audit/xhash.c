@@ -212,6 +212,16 @@ void audit_xhash_add(struct audit_xhash *h, const uint32_t *key, bool l0)
 	migrate_step(h);
 }
 
+bool audit_xhash_load(struct audit_xhash *h, const uint32_t *key, uint32_t count)
+{
+	if (count == 0 || count >= TOMB - 1 || audit_xhash_get(h, key, false) != 0 ||
+	    !audit_xhash_reserve(h))
+		return false;
+	put(h, &h->cur, key, count, 0);
+	migrate_step(h);
+	return true;
+}
+
 bool audit_xhash_remove(struct audit_xhash *h, const uint32_t *key, bool l0)
 {
 	struct audit_xtab *x = &h->cur;

@@ -6,6 +6,14 @@
  * AUDIT_OPS=N sets the number of operations (default 3 million, 300 thousand
  * under sanitizers). Addresses come from a few small clusters so that
  * queries at every prefix hit non-zero counts often.
+ *
+ * Every path of the gauge is compared: the exact table (/32, /128), the
+ * trie (any other length, compressed edges, node growth and shrinking),
+ * listener 0 (service minus the others) and listeners 1..3 (their own
+ * tries), and hinted lengths: a third of the way in some lengths are hinted
+ * (their tables filled from the open sessions), at two thirds the hints
+ * are cleared and one is set again. live_big then runs 200 thousand
+ * addresses through the hash's huge-page sizes and incremental resizes.
  */
 #include "unit.h"
 #include "audit/audit.h"
@@ -152,6 +160,21 @@ UNIT_TEST(live_differential)
 	for (unsigned long op = 0; op < ops && mismatches < 10; op++) {
 		uint64_t r = rnd() % 100;
 		bool mapped;
+		if (op == ops / 3) {
+			CHECK(audit_hint_prefix(a, IP_V4, 24));
+			CHECK(audit_hint_prefix(a, IP_V4, 27));
+			CHECK(audit_hint_prefix(a, IP_V4, 24)); /* again: no change */
+			CHECK(audit_hint_prefix(a, IP_V4, 32)); /* the exact table */
+			CHECK(audit_hint_prefix(a, IP_V6, 93));
+			CHECK(audit_hint_prefix(a, IP_V6, 64));
+			CHECK(audit_hint_prefix(a, IP_V6, 8));
+			CHECK(audit_hint_prefix(a, IP_V6, 127));
+			CHECK(!audit_hint_prefix(a, IP_V6, 120)); /* past the limit */
+			CHECK(!audit_hint_prefix(a, IP_V4, 33));
+		} else if (op == 2 * ops / 3) {
+			audit_hint_clear(a);
+			CHECK(audit_hint_prefix(a, IP_V4, 16));
+		}
 		if (r < 30 && nopen < MAX_OPEN) {
 			struct ip_addr c = rand_addr(&mapped);
 			unsigned l = (unsigned)(rnd() % NLISTENERS);
@@ -213,6 +236,101 @@ UNIT_TEST(live_differential)
 	CHECK(st.bytes <= empty.bytes + 256);
 	audit_destroy(fresh);
 	audit_destroy(a);
+}
+
+/* Many distinct addresses: the exact tables grow past 2 MiB (huge pages)
+ * and shrink back through incremental migrations, the trie's pools carve
+ * huge blocks; exact, hinted and block counts are checked along the way. */
+UNIT_TEST(live_big)
+{
+	size_t n = DEFAULT_OPS / 15; /* 200 000, 20 000 under sanitizers */
+	struct ip_addr *v = malloc(n * sizeof *v);
+	struct audit *a = audit_create(NULL);
+	uint64_t per24[256] = {0}; /* sessions in 10.0.x.0/24 */
+	uint64_t v6s = 0;          /* IPv6 sessions, all in 2001:db8::/32 */
+	CHECK(v != NULL && a != NULL);
+	if (v == NULL || a == NULL)
+		return;
+	CHECK(audit_hint_prefix(a, IP_V4, 24));
+	for (size_t i = 0; i < n; i++) {
+		memset(&v[i], 0, sizeof v[i]);
+		if (i % 2 == 0) { /* 10.0.0.0/16, then 11.0.0.0/8 and up */
+			uint32_t j = (uint32_t)(i / 2);
+			uint32_t x = (j * 0x9e3779u) & 0xffffffu; /* distinct for j < 2^24 */
+			v[i].family = IP_V4;
+			if (i < n / 2) {
+				v[i].bytes[0] = 10;
+				v[i].bytes[2] = (uint8_t)(j >> 8), v[i].bytes[3] = (uint8_t)j;
+				per24[v[i].bytes[2]] += 1 + (i % 3 == 0);
+			} else {
+				v[i].bytes[0] = (uint8_t)(11 + j % 200);
+				v[i].bytes[1] = (uint8_t)(x >> 16);
+				v[i].bytes[2] = (uint8_t)(x >> 8), v[i].bytes[3] = (uint8_t)x;
+			}
+		} else {
+			uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ULL;
+			v[i].family = IP_V6;
+			v[i].bytes[0] = 0x20, v[i].bytes[1] = 0x01, v[i].bytes[2] = 0x0d;
+			v[i].bytes[3] = 0xb8;
+			for (int b = 0; b < 8; b++)
+				v[i].bytes[8 + b] = (uint8_t)(x >> (8 * b));
+		}
+		/* a third of the addresses have two sessions, on listeners 0, 1 */
+		CHECK(audit_live_add(a, &v[i], 0));
+		if (i % 3 == 0)
+			CHECK(audit_live_add(a, &v[i], 1));
+		if (v[i].family == IP_V6)
+			v6s += 1 + (i % 3 == 0);
+	}
+	struct audit_stats st;
+	audit_get_stats(a, &st);
+	CHECK_EQ(st.live_addresses, n);
+	CHECK_EQ(st.live_sessions, n + (n + 2) / 3);
+	size_t bad = 0;
+	for (size_t i = 0; i < n; i += 7) {
+		unsigned bits = ip_addr_bits(&v[i]);
+		uint64_t want = 1 + (i % 3 == 0);
+		bad += audit_live_count(a, &v[i], bits, AUDIT_ANY_LISTENER) != want;
+		bad += audit_live_count(a, &v[i], bits, 0) != 1;
+		bad += audit_live_count(a, &v[i], bits, 1) != (i % 3 == 0);
+	}
+	for (unsigned b = 0; b < 256; b++) {
+		struct ip_addr q = {.family = IP_V4, .bytes = {10, 0, (uint8_t)b, 0}};
+		bad += audit_live_count(a, &q, 24, AUDIT_ANY_LISTENER) != per24[b];
+		bad += audit_live_count(a, &q, 23, AUDIT_ANY_LISTENER) !=
+		       per24[b & 0xfe] + per24[b | 1];
+	}
+	CHECK_EQ(bad, 0);
+	struct ip_addr db8 = {.family = IP_V6, .bytes = {0x20, 0x01, 0x0d, 0xb8}};
+	CHECK_EQ(audit_live_count(a, &db8, 32, AUDIT_ANY_LISTENER), v6s);
+	CHECK_EQ(audit_live_count(a, &db8, 0, AUDIT_ANY_LISTENER), v6s);
+	/* Close everything but the last tenth, checking as the tables shrink. */
+	for (size_t i = 0; i < n - n / 10; i++) {
+		audit_live_remove(a, &v[i], 0);
+		if (i % 3 == 0)
+			audit_live_remove(a, &v[i], 1);
+		if (i % 1024 == 0) {
+			size_t j = i + 1 + (size_t)(rnd() % (n - i - 1));
+			unsigned bits = ip_addr_bits(&v[j]);
+			bad += audit_live_count(a, &v[j], bits, AUDIT_ANY_LISTENER) != 1 + (j % 3 == 0);
+			bad += audit_live_count(a, &v[i], bits, AUDIT_ANY_LISTENER) != 0;
+		}
+	}
+	CHECK_EQ(bad, 0);
+	for (size_t i = n - n / 10; i < n; i++) {
+		audit_live_remove(a, &v[i], 0);
+		if (i % 3 == 0)
+			audit_live_remove(a, &v[i], 1);
+	}
+	struct audit *fresh = audit_create(NULL);
+	struct audit_stats empty;
+	audit_get_stats(a, &st);
+	audit_get_stats(fresh, &empty);
+	CHECK_EQ(st.live_sessions, 0);
+	CHECK(st.bytes <= empty.bytes + 256); /* every table and pool went back */
+	audit_destroy(fresh);
+	audit_destroy(a);
+	free(v);
 }
 
 int main(void)
