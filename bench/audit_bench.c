@@ -8,6 +8,8 @@
  *   build/bench/audit_bench            full run
  *   build/bench/audit_bench --quick    CI smoke run (small sizes, < 5 s)
  *   build/bench/audit_bench --size 1000000 --family 6   one size, one family
+ *   build/bench/audit_bench --hint     with IPv4 /24 /27 and IPv6 /64 /93
+ *                                      hinted (audit_hint_prefix)
  *
  * Each figure is the median over batches of BATCH operations of the batch's
  * time / BATCH. Addresses: IPv4 spread over the whole space; IPv6 inside
@@ -128,6 +130,7 @@ static void naive_remove(struct naive *nv, const struct ip_addr *a)
 }
 
 static volatile uint64_t sink;
+static bool hint; /* --hint: hint IPv4 /24 /27 and IPv6 /64 /93 */
 
 static void run(size_t n, bool v6, bool quick)
 {
@@ -142,6 +145,9 @@ static void run(size_t n, bool v6, bool quick)
 	double *t = malloc((nb > nqb ? nb : nqb) * sizeof *t);
 	struct audit *a = audit_create(NULL);
 	struct audit_stats st;
+	if (hint && !(audit_hint_prefix(a, IP_V4, 24) && audit_hint_prefix(a, IP_V4, 27) &&
+	              audit_hint_prefix(a, IP_V6, 64) && audit_hint_prefix(a, IP_V6, 93)))
+		abort();
 	char line[512];
 	int len = 0;
 
@@ -256,20 +262,23 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--quick") == 0)
 			quick = true;
+		else if (strcmp(argv[i], "--hint") == 0)
+			hint = true;
 		else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
 			only = strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--family") == 0 && i + 1 < argc)
 			family = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: audit_bench [--quick] [--size N] [--family 4|6]\n");
+			fprintf(stderr, "usage: audit_bench [--quick] [--hint] [--size N] "
+			        "[--family 4|6]\n");
 			return 2;
 		}
 	}
 	const size_t *sizes = only ? &only : quick ? small : full;
 	size_t nsizes = only ? 1 : quick ? 2 : 3;
 
-	printf("audit_bench%s: ns per operation, median of %d-op batches\n",
-	       quick ? " --quick" : "", BATCH);
+	printf("audit_bench%s%s: ns per operation, median of %d-op batches\n",
+	       quick ? " --quick" : "", hint ? " --hint" : "", BATCH);
 	for (size_t i = 0; i < nsizes; i++) {
 		if (family != 6)
 			run(sizes[i], false, quick);
