@@ -2,39 +2,79 @@
  * audit: inbound_audit, live and windowed connection analytics per CIDR block.
  *
  * WHAT IS STORED
- *   Live gauge: path-compressed binary tries (separate IPv4 and IPv6 roots),
- *   one for the whole service and one per listener number (created on first
- *   use). A node is a block key/plen with the number of sessions open inside
- *   it; a leaf (/32, /128) is one address; every internal node has exactly
- *   two children, so n addresses take at most 2n-1 nodes of 32 bytes, per
- *   trie. An address with sessions is in the service trie and in each
- *   listener's trie it has sessions on: ~128 bytes per address with one
- *   listener. Nodes come from chunked pools (4096 nodes, never moved) indexed
- *   by 32-bit numbers; the gauge holds only addresses with sessions open, and
- *   when the last session closes every chunk goes back to malloc. In between,
- *   freed nodes are reused, so memory stays at the high-water mark of open
- *   addresses until the gauge empties.
+ *   Live gauge, three parts per family (IPv4, IPv6), holding only addresses
+ *   with sessions open:
+ *   - the service trie (live.c): a stride-8, path-compressed multibit trie.
+ *     A node is a block at a multiple of 8 bits; it has one 8-byte slot per
+ *     non-empty child byte holding the child's session count INLINE and a
+ *     ref (a child node, possibly several bytes deeper, or a leaf: an IPv4
+ *     leaf is the address's low 24 bits in the ref itself, an IPv6 leaf a
+ *     16-byte key in a pool). Node sizes adapt: 2..128 slots unsorted
+ *     (bytes searched 16 at a time with SSE2) or 256 indexed by byte;
+ *     nodes are whole cache lines. ~40 B/address for 10^6 spread IPv4
+ *     addresses, ~50 for IPv6 (docs/PERFORMANCE.md).
+ *   - the exact table (xhash.c): open addressing, per address its key, its
+ *     session count and its listener-0 count inline (12 bytes IPv4, 24
+ *     IPv6), 1/8 to 3/4 full; it grows and shrinks incrementally (a few
+ *     slots moved per update, never a whole rehash in one call).
+ *   - listeners: listener 0 (the first Listen entry, all an MX usually
+ *     has) is implicit: service minus the others. Listener l >= 1 has its
+ *     own trie of the same kind, created on its first session and freed on
+ *     its last; an update on it walks that trie too.
+ *   - hinted lengths (audit_hint_prefix): per hinted length of a family, a
+ *     table like the exact one keyed by the masked block.
+ *   Big tables and big node pools ask for 2 MiB transparent huge pages:
+ *   their accesses are random, and with 4 KiB pages each one also missed
+ *   the TLB (measured: random reads 20 ns -> 7 ns apart, 217 -> 184 ns
+ *   dependent, on this VM). When the gauge empties every table, pool and
+ *   huge block goes back; in between, freed nodes are reused and tables
+ *   shrink at 1/8 full.
  *
- *   Windows: one trie of the same shape for all monitors, and one per named
- *   series. Each node carries, per monitor/series, N windows x C counters
+ *   Why this shape (measured at 10^6 addresses, see PERFORMANCE.md): the
+ *   first version, a binary PATRICIA trie per listener plus one for the
+ *   service, walked ~21 dependent levels (one cache miss each) and two
+ *   tries per update: ~1000 ns per query, ~1600 per update. Eight bits per
+ *   level and counts kept in the parent cut a walk to the few levels that
+ *   branch (IPv4: /0 /8 /16 /24, the top two cache-resident); a count at
+ *   /N never touches the child it counts; the exact table answers the most
+ *   common question (/32, /128) in one probe; and the commonest update
+ *   (listener 0) walks one trie. Costs paid for it: a sub-stride query
+ *   (/20, /27) sums up to 128 inline counts of one node; per-listener
+ *   block queries for listener 0 walk every other listener's trie too;
+ *   an update on listener l >= 1 walks two tries; IPv6 queries longer
+ *   than the last branching byte above a leaf (e.g. /93 in a /64 of a few
+ *   hosts) read the leaf's key: one more dependent miss (a hint makes them
+ *   one probe).
+ *
+ *   Windows: one path-compressed binary trie (window.c) for all monitors,
+ *   and one per named series. Each node carries, per monitor/series, N windows x C counters
  *   (C = 3 for monitors, 1 for a series) and the window epoch (now/W) it was
  *   last shifted to; an internal node holds the sum of its leaves, so a block
  *   at any prefix is one node. Node = 40 + sum(8 + 8*N*C) bytes (164 for
  *   ("300,6" "1800,4")), two per address. Leaves sit on an LRU list.
  *
  * WHAT EACH OPERATION COSTS, AND WHY
- *   audit_live_add/remove   one walk per trie touched (service + the
- *       listener's): O(depth), depth <= 33 / 129 and ~log2(addresses) for
- *       spread-out clients; +-1 at each node on the way, at most one split
- *       (add) or one splice (remove). Never allocates more than 4 nodes; the
- *       nodes are reserved before anything changes, so out of memory leaves
- *       the gauge untouched and add returns false.
- *   audit_live_count        one walk: steer by one bit per node down to the
- *       first node with plen >= the query's, compare the key once; /0 is the
- *       root. Independent of how many sessions are open from the block.
- *       Measured (docs/PERFORMANCE.md): each step of the walk is a dependent
- *       load, so at 10^5..10^6 random addresses the cost is dominated by
- *       cache misses, about 40 ns per level below the cached top of the trie.
+ *   audit_live_add      reserve (nodes, table room) so that out of memory
+ *       changes nothing and returns false; prefetch the exact (and hinted)
+ *       table slots; walk the service trie once, +1 in one slot per level,
+ *       then at most one of: a new slot (the node may move up one size
+ *       class), a split (one 2-slot node), nothing; then +1 in each table.
+ *       Listener l >= 1: the same walk in its trie. Each table update also
+ *       moves <= 8 slots of an ongoing resize.
+ *   audit_live_remove   find the service path read-only while the table
+ *       slot loads; check the pairing (the listener's trie or the table's
+ *       listener-0 count) before anything changes (else abort); -1 on the
+ *       path; a leaf reaching 0 leaves its node (the last slot fills the
+ *       hole), a node left with one child is replaced by it, a node a
+ *       quarter full moves down a class if memory allows.
+ *   audit_live_count    /32 /128: one probe. A hinted length (service-wide):
+ *       one probe. Otherwise one walk to the node holding the block's bits,
+ *       then one slot, or a sum over the slots whose byte falls in the
+ *       block (a run of a 256-slot node, or SIMD-matched bytes of a sparse
+ *       one: at most 128 counts). /0 is a stored total. Listener l >= 1:
+ *       its trie; listener 0: service minus each other listener's trie.
+ *       Bounded by 16 levels (+1 leaf) x (1 + listeners), never by how
+ *       many sessions the block holds.
  *   audit_record, audit_series_add   one walk of the windowed trie: shift
  *       (lazily: nothing is ever swept) and add at every node, O(depth x N x
  *       C); a new address at the cap first evicts the LRU tail, which walks
@@ -46,12 +86,14 @@
  *       call over all tries; expiry is monotone in last-seen time, so it
  *       stops at the first entry that still has data.
  *   audit_format_top        a walk over the service trie down to the mask's
- *       depth (every address at /32 or /128) with an n-sized heap: a console
- *       command, not a hot path. n is capped at 10000.
+ *       depth with an n-sized heap: a console command, not a hot path. n is
+ *       capped at 10000.
  *
  * INVARIANTS (a broken one aborts)
- *   - every internal node has two children and its counts are the sum of
- *     theirs; no live node has count 0; keys are masked to plen;
+ *   - live tries: every non-root node has two or more slots; a slot's
+ *     count is the sum of the counts below it, never 0; node keys are
+ *     masked to their length; the exact table, the hinted tables and the
+ *     tries agree on every address's count;
  *   - audit_live_remove pairs with exactly one successful audit_live_add
  *     for the same address and listener; a remove with no matching add
  *     aborts before any count is changed;
