@@ -5,11 +5,14 @@
  *            (index 0 is "none"); chunks never move, so a pointer to a node
  *            stays valid while other nodes are allocated. Freed nodes go on a
  *            free list; when the last live node is freed every chunk is
- *            returned to malloc, so an idle pool holds no memory.
+ *            returned, so an idle pool holds no memory. A pool may carve
+ *            its chunks from 2 MiB huge-page blocks once it is that big.
  *   key    - an address as four 32-bit words in host order (word 0 holds the
  *            most significant bits; IPv4 uses word 0 only), so that prefix
  *            comparisons are one XOR and one count-leading-zeros per word.
- *   live   - the live gauge trie (live.c).
+ *   mtrie  - a live gauge trie: stride 8, counts inline (live.c).
+ *   xhash  - the live gauge's exact-address and hinted-length tables
+ *            (xhash.c).
  *   wtrie  - the windowed tries for monitors and named series (window.c).
  *
  * Nothing here is visible outside src/audit/.
