@@ -96,8 +96,11 @@ def test_bad_proxy_header_gets_no_banner(mx, case):
         assert ok.banner[0] == 220
 
 
-def test_no_proxy_header_times_out_without_banner(mx):
-    c = Smtp("127.0.0.1", mx.proxy_port, banner=False)
+@pytest.mark.parametrize("partial", [b"", b"PROXY TCP4 192.0.2.1 198.51.100.1 4",
+                                     proxy_v2("192.0.2.1", "198.51.100.1")[:20]],
+                         ids=["nothing", "v1-partial", "v2-partial"])
+def test_no_proxy_header_times_out_without_banner(mx, partial):
+    c = Smtp("127.0.0.1", mx.proxy_port, banner=False, proxy_header=partial)
     with c:
         t0 = time.monotonic()
         closed = c.closed_within(8 * SLOW)
