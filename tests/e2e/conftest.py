@@ -30,7 +30,17 @@ def mx_factory(tmp_path, request):
         srv = harness.MxServer(tmp_path / kw["name"], **kw)
         servers.append(srv)
         if start:
-            srv.start()
+            for attempt in range(3):
+                try:
+                    srv.start()
+                    break
+                except harness.HarnessError:
+                    # a port taken between our probe and the bind: new ports
+                    if attempt == 2 or "in use" not in srv.log_text().lower():
+                        raise
+                    srv.stop()
+                    srv.exit_statuses.clear()
+                    srv.repick_ports()
         return srv
 
     yield make

@@ -205,6 +205,14 @@ class MxServer:
         self.exit_statuses = []   # one per process started, when it ended
         self.write_config()
 
+    def repick_ports(self):
+        """New free ports (after another process took one between our probe and
+        the server's bind); rewrites the generated config."""
+        self.port = free_port()
+        self.port6 = self.port if self.v6 else None
+        self.proxy_port = free_port(v6=False) if self.proxy else None
+        self.write_config()
+
     # -- configuration ------------------------------------------------------
     def config_text(self):
         listens = [f'  Listen "127.0.0.1:{self.port}" {{\n'
@@ -249,7 +257,7 @@ class MxServer:
                                        f"log:\n{self.log_text()[-4000:]}")
                 try:
                     with socket.create_connection((host, port), timeout=1) as s:
-                        s.settimeout(max(0.5, deadline - time.monotonic()))
+                        s.settimeout(1.0)
                         banner = s.recv(512)
                         if banner.startswith(b"220"):
                             try:

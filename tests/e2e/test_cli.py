@@ -96,3 +96,24 @@ def test_check_missing_policy_script(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert re.search(rf"{re.escape(str(srv.conf_path))}:({lineno}|{lineno - 1}): ", out), out
+
+
+def test_start_with_port_in_use_names_the_listen_line(tmp_path):
+    """A startup error names FILE:LINE: a Listen that cannot bind points at
+    the line of that Listen."""
+    import socket
+    srv = MxServer(tmp_path)
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", srv.port))
+    blocker.listen()
+    try:
+        text = srv.conf_path.read_text()
+        lineno = [i + 1 for i, ln in enumerate(text.splitlines())
+                  if f'Listen "127.0.0.1:{srv.port}"' in ln][0]
+        r = run("-c", str(srv.conf_path), timeout=20)
+    finally:
+        blocker.close()
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert f"{srv.conf_path}:{lineno}:" in out, f"no {srv.conf_path}:{lineno}: in {out!r}"
