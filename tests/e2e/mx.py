@@ -30,7 +30,7 @@ import time
 import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-BUILD = pathlib.Path(os.environ.get("MXSIEVE_BUILD", str(ROOT / "build")))
+BUILD = pathlib.Path(os.environ.get("MXSIEVE_BUILD", str(ROOT / "build"))).resolve()
 BINARY = BUILD / "mxsieve"
 HOSTNAME = "mx.e2e.test"
 DOMAIN = "example.test"
