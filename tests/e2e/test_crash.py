@@ -99,6 +99,9 @@ def test_sigkill_during_load(mx_factory):
     while mx.tmp_files() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert mx.tmp_files() == [], f"tmp/ not cleaned at start: {mx.tmp_files()[:5]}"
+    cleaned = [e for e in mx.events() if "removed" in e and e.get("event", "").endswith("clean")]
+    assert cleaned and int(cleaned[-1]["removed"]) >= 1, \
+        f"the start-up clean-up of tmp/ is not logged with its count: {cleaned}"
     assert len(mx.new_files(RCPT)) == len(found), "restart changed new/"
     # and it serves again
     _, data = make_message()
