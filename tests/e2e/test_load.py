@@ -4,6 +4,7 @@
 connection, -d), with Fsync on: afterwards exactly 20,000 files are in the
 recipient's new/, each one complete.
 """
+import shutil
 import threading
 import time
 
@@ -62,4 +63,6 @@ def test_smtp_source_20000_messages(mx_factory):
           f"= {MESSAGES / elapsed:.0f} msg/s; NOOP latency during load: p50 {p50 * 1000:.1f} ms, "
           f"p99 {p99 * 1000:.1f} ms, max {worst * 1000:.1f} ms over {len(lat)}")
     assert p99 < 0.25 * SLOW, f"event loop stalled under load: NOOP p99 {p99 * 1000:.0f} ms"
+    mx.stop()
+    shutil.rmtree(mx.maildir)  # 20,000 files: do not keep them in pytest's tmp
     assert elapsed < 100 * SLOW, f"too slow: {elapsed:.0f}s"
