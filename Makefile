@@ -7,7 +7,7 @@
 #   make check      build, then run the whole suite (pytest drives it all)
 #   make run        build and run on examples/mxsieve.conf (foreground)
 #   make SAN=1      build with ASan+UBSan into build-san/
-#   make fuzz       build the fuzz targets with clang into build-fuzz/
+#   make fuzz       build the fuzz targets with clang into build-fuzz/ (FB=dir to change)
 
 CC      ?= cc
 PKGS    := libevent libevent_openssl libevent_pthreads libpcre2-8 openssl libcares
@@ -69,20 +69,21 @@ check: all
 run: $(B)/mxsieve
 	$(B)/mxsieve -c examples/mxsieve.conf
 
+FB       ?= build-fuzz
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
-FUZZ_LIB_OBJ := $(patsubst src/%.c,build-fuzz/obj/%.o,$(LIB_SRC))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FB)/%,$(FUZZ_SRC))
+FUZZ_LIB_OBJ := $(patsubst src/%.c,$(FB)/obj/%.o,$(LIB_SRC))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -pthread \
                -fsanitize=fuzzer-no-link,address,undefined -DMX_FUZZING
 fuzz: $(FUZZ_BIN)
-build-fuzz/obj/%.o: src/%.c
+$(FB)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -c -o $@ $<
-build-fuzz/libmx.a: $(FUZZ_LIB_OBJ)
+$(FB)/libmx.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
-build-fuzz/%: tests/fuzz/%.c build-fuzz/libmx.a
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libmx.a $(PKG_LIBS) -pthread -lm
+$(FB)/%: tests/fuzz/%.c $(FB)/libmx.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FB)/libmx.a $(PKG_LIBS) -pthread -lm
 
 clean:
 	rm -rf build build-* 
