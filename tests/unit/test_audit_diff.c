@@ -20,6 +20,7 @@
 
 #include <inttypes.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define DEFAULT_OPS 300000UL
@@ -30,6 +31,8 @@
 #endif
 #ifndef DEFAULT_OPS
 #define DEFAULT_OPS 3000000UL
+#else
+#define UNDER_ASAN 1 /* ASan's shadow memory needs the address space */
 #endif
 
 #define MAX_OPEN 600
@@ -331,6 +334,67 @@ UNIT_TEST(live_big)
 	audit_destroy(fresh);
 	audit_destroy(a);
 	free(v);
+}
+
+/* Out of memory fails closed: with the address space capped, adds succeed
+ * until one returns false, and that one changed nothing; with the cap
+ * lifted the same add succeeds. Skipped under ASan. */
+UNIT_TEST(live_oom_fails_closed)
+{
+#ifdef UNDER_ASAN
+	printf("live_oom_fails_closed: skipped under ASan\n");
+#else
+	struct rlimit old, cap;
+	long pages = 0, res = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	CHECK(f != NULL && getrlimit(RLIMIT_AS, &old) == 0);
+	if (f == NULL)
+		return;
+	if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+		pages = 0;
+	fclose(f);
+	struct audit *a = audit_create(NULL);
+	CHECK(a != NULL && pages > 0);
+	if (a == NULL || pages == 0)
+		return;
+	CHECK(audit_hint_prefix(a, IP_V6, 96));
+	cap = old;
+	cap.rlim_cur = (rlim_t)pages * 4096 + ((rlim_t)48 << 20);
+	CHECK(setrlimit(RLIMIT_AS, &cap) == 0);
+	uint64_t added = 0;
+	struct ip_addr c = {.family = IP_V6};
+	bool refused = false;
+	for (uint64_t i = 0; i < 20000000 && !refused; i++) {
+		uint64_t x = i * 0x9e3779b97f4a7c15ULL;
+		c.bytes[0] = 0x20, c.bytes[1] = 0x01, c.bytes[2] = 0x0d, c.bytes[3] = 0xb8;
+		for (int b = 0; b < 8; b++)
+			c.bytes[8 + b] = (uint8_t)(x >> (8 * b));
+		c.bytes[7] = (uint8_t)(i & 3);
+		if (audit_live_add(a, &c, (unsigned)(i % 2)))
+			added++;
+		else
+			refused = true;
+	}
+	struct audit_stats st;
+	audit_get_stats(a, &st);
+	CHECK(setrlimit(RLIMIT_AS, &old) == 0); /* lift the cap before checking */
+	printf("live_oom_fails_closed: refused after %" PRIu64 " adds (%" PRIu64 " bytes)\n",
+	       added, st.bytes);
+	CHECK(refused);
+	CHECK_EQ(st.live_sessions, added);
+	CHECK_EQ(st.live_addresses, added);
+	CHECK_EQ(audit_live_count(a, &c, 128, AUDIT_ANY_LISTENER), 0);
+	struct ip_addr net = c;
+	ip_addr_mask(&net, 96);
+	CHECK_EQ(audit_live_count(a, &net, 96, AUDIT_ANY_LISTENER), 0);
+	ip_addr_mask(&net, 32);
+	CHECK_EQ(audit_live_count(a, &net, 32, AUDIT_ANY_LISTENER), added);
+	/* Memory back: the same add now succeeds and is counted. */
+	CHECK(audit_live_add(a, &c, 0));
+	CHECK_EQ(audit_live_count(a, &c, 128, AUDIT_ANY_LISTENER), 1);
+	audit_live_remove(a, &c, 0);
+	audit_destroy(a);
+#endif
 }
 
 int main(void)
