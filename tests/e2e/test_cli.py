@@ -117,3 +117,15 @@ def test_start_with_port_in_use_names_the_listen_line(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert f"{srv.conf_path}:{lineno}:" in out, f"no {srv.conf_path}:{lineno}: in {out!r}"
+
+
+def test_check_broken_policy_script(tmp_path):
+    """-t compiles every policy script: an error names SCRIPT:LINE."""
+    script = tmp_path / "bad.sieve"
+    script.write_text('if true {\n  keep;\n}\nif exists "x" {\n')
+    srv = MxServer(tmp_path, extra='sieve "p" {\n  script connect_phase1 {\n'
+                                   f'    source = "{script}"\n  }}\n}}\n')
+    r = run("-t", "-c", str(srv.conf_path))
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert re.search(rf"{re.escape(str(script))}:[45]:", out), out

@@ -138,3 +138,30 @@ def test_sigterm_grace_expires_with_421(mx_factory):
 def test_sigint_exits_zero(mx):
     mx.signal(signal.SIGINT)
     assert mx.wait_exit(10 * SLOW) == 0
+
+
+def test_sighup_with_broken_script_keeps_serving(mx_factory, tmp_path):
+    """A reload whose policy script does not compile keeps the old
+    configuration and scripts, and the log names SCRIPT:LINE."""
+    from mx import ROOT
+    script = tmp_path / "connect.sieve"
+    script.write_text((ROOT / "examples" / "policy" / "connect.sieve").read_text())
+    extra = f'sieve "p" {{\n  script connect_phase1 {{\n    source = "{script}"\n  }}\n}}\n'
+    mx = mx_factory(options={"Max_Recipients_Per_Message": 2}, extra=extra)
+    assert third_rcpt_code(mx) == 452
+    script.write_text('if true {\n  keep;\n}\nif exists "x" {\n')
+    mx.options["Max_Recipients_Per_Message"] = 10  # must NOT take effect
+    mx.write_config()
+    mx.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5 * SLOW
+    while f"{script}:" not in mx.log_text():
+        assert time.monotonic() < deadline, \
+            f"the log does not name {script}:LINE after a failed reload:\n{mx.log_text()[-2000:]}"
+        time.sleep(0.05)
+    assert mx.running()
+    assert third_rcpt_code(mx) == 452, "a reload with a broken script was applied"
+    _, data = make_message()
+    with mx.connect() as c:
+        c.ehlo()
+        c.send_message("a@example.test", ["script@example.test"], data)
+    assert len(mx.wait_messages("script@example.test", 1)) == 1
