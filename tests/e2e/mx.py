@@ -202,6 +202,7 @@ class MxServer:
         self.proc = None
         self._logf = None
         self.killed = False       # SIGKILLed on purpose: no exit status to check
+        self.wrapper = []         # a command prefix, e.g. ["strace", "-f", ...]
         self.exit_statuses = []   # one per process started, when it ended
         self.write_config()
 
@@ -239,7 +240,8 @@ class MxServer:
             raise HarnessError(f"{BINARY} not found: build it first (make B=... ) "
                                "or set MXSIEVE_BUILD")
         self._logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(BINARY), "-c", str(self.conf_path)],
+        self._server_pid = None
+        self.proc = subprocess.Popen(self.wrapper + [str(BINARY), "-c", str(self.conf_path)],
                                      stdin=subprocess.DEVNULL, stdout=self._logf,
                                      stderr=self._logf, cwd=str(self.tmp))
         self.wait_ready(timeout * SLOW)
@@ -275,14 +277,29 @@ class MxServer:
 
     @property
     def pid(self):
-        return self.proc.pid
+        """The server's PID (the wrapper's child when there is a wrapper)."""
+        if not self.wrapper:
+            return self.proc.pid
+        if self._server_pid is None:
+            deadline = time.monotonic() + 5
+            while self._server_pid is None and time.monotonic() < deadline:
+                try:
+                    kids = pathlib.Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+                    ids = kids.read_text().split()
+                    self._server_pid = int(ids[0]) if ids else None
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.02)
+            if self._server_pid is None:
+                raise HarnessError("cannot find the server under its wrapper")
+        return self._server_pid
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig):
         if self.running():
-            os.kill(self.proc.pid, sig)
+            os.kill(self.pid, sig)
 
     def wait_exit(self, timeout):
         """The exit status, or None if still running after `timeout`."""
@@ -297,9 +314,11 @@ class MxServer:
             return None
         rc = self.proc.poll()
         if rc is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.pid, signal.SIGTERM)
             rc = self.wait_exit(timeout * SLOW)
             if rc is None:
+                if self.wrapper:
+                    os.kill(self.pid, signal.SIGKILL)
                 self.proc.kill()
                 rc = self.proc.wait(timeout=10)
                 rc = f"SIGKILLed after not stopping within {timeout * SLOW:.0f}s of SIGTERM"
@@ -313,6 +332,8 @@ class MxServer:
     def kill(self):
         """SIGKILL now (the crash test)."""
         if self.running():
+            if self.wrapper:
+                os.kill(self.pid, signal.SIGKILL)
             self.proc.kill()
             self.proc.wait(timeout=10)
             self.exit_statuses.append((self.proc, "killed"))
