@@ -77,9 +77,11 @@ static int sync_listeners(struct mx_server *srv, const struct mx_config *cfg, bo
 			have->proxy_timeout = cfg->listens[i].proxy_timeout ? cfg->listens[i].proxy_timeout : 5;
 			continue;
 		}
+		char why[512];
 		struct net_listener *l = net_listener_open(srv->base, &cfg->listens[i], srv->next_index,
-		                                           on_accept, srv, err, errlen);
-		if (!l) {
+		                                           on_accept, srv, why, sizeof why);
+		if (!l) { /* named by the line of its Listen, like every config error */
+			snprintf(err, errlen, "%s:%u: %s", cfg->path, cfg->listens[i].line, why);
 			rc = -1;
 			break;
 		}
@@ -367,7 +369,7 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 	}
 	deliver_clean_tmp(cfg);
 	if (sync_listeners(srv, cfg, false, err, sizeof err) < 0) {
-		fprintf(stderr, "%s: %s\n", cfg->path, err);
+		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
 	if (cfg->control_path) {

@@ -397,3 +397,42 @@ enum smtp_parse_error smtp_parse_path(const char *s, size_t len, bool reverse,
 		return SMTP_PARSE_UTF8;
 	return parse_params(s + i, len - i, out);
 }
+
+bool smtp_local_canonical(const char *local, char *out, size_t outlen)
+{
+	size_t n = strlen(local), o = 0;
+	char content[SMTP_LOCAL_MAX + 1];
+	size_t cl = 0;
+
+	if (n < 2 || local[0] != '"') {
+		if (n + 1 > outlen)
+			return false;
+		memcpy(out, local, n + 1);
+		return true;
+	}
+	for (size_t i = 1; i + 1 < n && cl < SMTP_LOCAL_MAX; i++) {
+		if (local[i] == '\\' && i + 2 < n)
+			i++;
+		content[cl++] = local[i];
+	}
+	content[cl] = '\0';
+	if (cl > 0 && parse_local(content, cl) == cl) { /* a plain dot-string */
+		if (cl + 1 > outlen)
+			return false;
+		memcpy(out, content, cl + 1);
+		return true;
+	}
+	if (o + 1 >= outlen)
+		return false;
+	out[o++] = '"';
+	for (size_t i = 0; i < cl; i++) {
+		if (o + 3 >= outlen)
+			return false;
+		if (content[i] == '"' || content[i] == '\\')
+			out[o++] = '\\';
+		out[o++] = content[i];
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return true;
+}

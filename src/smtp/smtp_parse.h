@@ -98,6 +98,12 @@ bool smtp_parse_domain(const char *s, size_t len, bool *utf8, bool *literal);
 /* Whether [s, s+len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool smtp_utf8_valid(const char *s, size_t len);
 
+/* The canonical form of a local part (RFC 5321 §4.1.2): a quoted string
+ * whose content is a valid dot-string loses its quotes ("bob" -> bob);
+ * any other quoted string keeps them, with only '"' and '\\' escaped.
+ * A dot-string is copied as is. Returns false when out is too small. */
+bool smtp_local_canonical(const char *local, char *out, size_t outlen);
+
 /* Case-insensitive comparison of a parameter's keyword. */
 bool smtp_param_is(const struct smtp_param *p, const char *key);
 

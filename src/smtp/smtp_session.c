@@ -983,17 +983,23 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		reply(s, "451 4.3.0 Out of memory");
 		return;
 	}
+	char local[2 * SMTP_LOCAL_MAX + 3];
+	if (!p.null_path && !smtp_local_canonical(p.local, local, sizeof local)) {
+		pending_free(s);
+		reply_error(s, true, "501 5.5.4 Error: bad sender address (too long)");
+		return;
+	}
 	if (p.null_path)
 		s->pending->a = strdup("");
 	else if (p.domain[0])
-		s->pending->a = malloc(strlen(p.local) + strlen(p.domain) + 2);
+		s->pending->a = malloc(strlen(local) + strlen(p.domain) + 2);
 	if (!s->pending->a) {
 		pending_free(s);
 		reply(s, "451 4.3.0 Out of memory");
 		return;
 	}
 	if (!p.null_path)
-		sprintf(s->pending->a, "%s@%s", p.local, p.domain);
+		sprintf(s->pending->a, "%s@%s", local, p.domain);
 	s->pending->flag = utf8;
 	run_phase(s);
 }
@@ -1044,7 +1050,12 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, true, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	if (!pending_new(s, MX_PHASE_RCPTTO) || !(s->pending->a = strdup(p.local)) ||
+	char local[2 * SMTP_LOCAL_MAX + 3];
+	if (!smtp_local_canonical(p.local, local, sizeof local)) {
+		reply_error(s, true, "501 5.5.4 Error: bad recipient address (too long)");
+		return;
+	}
+	if (!pending_new(s, MX_PHASE_RCPTTO) || !(s->pending->a = strdup(local)) ||
 	    !(s->pending->b = strdup(domain))) {
 		pending_free(s);
 		reply(s, "451 4.3.0 Out of memory");

@@ -214,6 +214,29 @@ UNIT_TEST(utf8)
 	CHECK(!smtp_utf8_valid("\x80", 1));
 }
 
+UNIT_TEST(local_canonical)
+{
+	static const struct {
+		const char *in, *out;
+	} t[] = {
+		{"bob", "bob"},
+		{"\"bob\"", "bob"},
+		{"\"b\\ob\"", "bob"},
+		{"\"first.last\"", "first.last"},
+		{"\"John Doe\"", "\"John Doe\""},
+		{"\"a..b\"", "\"a..b\""},
+		{"\"a\\\"b\"", "\"a\\\"b\""},
+		{"\"\"", "\"\""},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		char out[SMTP_LOCAL_MAX + 8];
+		CHECK(smtp_local_canonical(t[i].in, out, sizeof out));
+		CHECK_STR(out, t[i].out);
+	}
+	char small[3];
+	CHECK(!smtp_local_canonical("\"John Doe\"", small, sizeof small));
+}
+
 int main(void)
 {
 	return unit_run();
