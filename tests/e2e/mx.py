@@ -203,6 +203,7 @@ class MxServer:
         self._logf = None
         self.killed = False       # SIGKILLed on purpose: no exit status to check
         self.wrapper = []         # a command prefix, e.g. ["strace", "-f", ...]
+        self.env = {}             # extra environment for the server
         self.exit_statuses = []   # one per process started, when it ended
         self.write_config()
 
@@ -243,7 +244,8 @@ class MxServer:
         self._server_pid = None
         self.proc = subprocess.Popen(self.wrapper + [str(BINARY), "-c", str(self.conf_path)],
                                      stdin=subprocess.DEVNULL, stdout=self._logf,
-                                     stderr=self._logf, cwd=str(self.tmp))
+                                     stderr=self._logf, cwd=str(self.tmp),
+                                     env={**os.environ, **self.env})
         self.wait_ready(timeout * SLOW)
         return self
 
@@ -350,11 +352,14 @@ class MxServer:
             if rc not in (0, "killed"):
                 out.append(f"{self.name}: exit status {rc}")
         text = self.log_text()
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                       "AddressSanitizer:DEADLYSIGNAL", "Segmentation fault"):
-            if marker in text:
-                i = text.index(marker)
-                out.append(f"{self.name}: {marker} in the log:\n{text[max(0, i - 200):i + 3000]}")
+        for marker in (r"ERROR: AddressSanitizer", r"ERROR: LeakSanitizer",
+                       r"\.[ch]:\d+:\d+: runtime error:", r"AddressSanitizer:DEADLYSIGNAL",
+                       r"ThreadSanitizer", r"Segmentation fault"):
+            m = re.search(marker, text)
+            if m:
+                i = m.start()
+                out.append(f"{self.name}: {m.group(0)} in the log:\n"
+                           f"{text[max(0, i - 200):i + 3000]}")
         return out
 
     # -- log ----------------------------------------------------------------
