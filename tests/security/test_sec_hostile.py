@@ -254,7 +254,11 @@ def test_hostile_mix(mx_factory):
         "the server kept reading a pipeliner that never reads"
     assert stats.get("flood_done", 0) >= min(nflood, 500), stats
     # per slow session a few KiB, plus bounded buffers for everything else
-    budget = 64 * 1024 + nslow * 16
+    budget = 32 * 1024 + nslow * 8
+    if SLOW > 1:
+        # ASan keeps freed memory in a 256 MiB quarantine and adds shadow
+        # memory: only a runaway is caught there; the plain build is measured.
+        budget += 320 * 1024
     assert peak - rss0 < budget, f"RSS grew by {peak - rss0} KiB (budget {budget})"
     assert len(mx.wait_messages(GOOD_RCPT, len(good.latencies))) >= len(good.latencies)
 
