@@ -21,6 +21,7 @@ import random
 import resource
 import selectors
 import socket
+import subprocess
 import ssl
 import statistics
 import threading
@@ -28,7 +29,7 @@ import time
 
 import pytest
 
-from mx import SLOW, Closed, make_message
+from mx import BINARY, SLOW, Closed, make_message
 from sec import env_int, rss_kib
 
 GOOD_RCPT = "good@example.test"
@@ -198,7 +199,16 @@ def oversized(mx, stop, stats):
 # --------------------------------------------------------------------------
 
 
-def test_hostile_mix(mx_factory):
+def ctl_sessions(sock):
+    r = subprocess.run([str(BINARY), "ctl", "-s", str(sock), "summary"], capture_output=True,
+                       text=True, timeout=10 * SLOW)
+    for ln in r.stdout.splitlines():
+        if ln.startswith("sessions: "):
+            return int(ln.split()[1])
+    return -1
+
+
+def test_hostile_mix(mx_factory, tmp_path):
     nslow = env_int("SEC_SLOW_CLIENTS", 2000)
     nflood = env_int("SEC_FLOOD_CONNECTIONS", 3000)
     duration = env_int("SEC_HOSTILE_SECONDS", 20)
@@ -206,8 +216,10 @@ def test_hostile_mix(mx_factory):
     need = nslow + 500
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, need * 2), hard))
+    sock = tmp_path / "ctl.sock"
     mx = mx_factory(options={"Service_Sessions": nslow + 1000, "Log_Level": "warning",
-                             "Max_Message_Size": "10M"})
+                             "Max_Message_Size": "10M"},
+                    extra=f'Control_Listener {{ Listen "{sock}" {{ }} }}')
     rss0 = rss_kib(mx.pid)
     stop, stats = threading.Event(), {}
     good = GoodClient(mx, stop)
@@ -220,11 +232,14 @@ def test_hostile_mix(mx_factory):
                  threading.Thread(target=oversized, args=(mx, stop, stats), daemon=True)]
     for t in attackers:
         t.start()
-    peak = rss0
+    peak, max_sessions, next_ctl = rss0, 0, 0.0
     t_end = time.monotonic() + duration * SLOW
     while time.monotonic() < t_end:
         assert mx.running(), "mxsieve died under attack:\n" + mx.log_text()[-3000:]
         peak = max(peak, rss_kib(mx.pid))
+        if time.monotonic() > next_ctl:
+            max_sessions = max(max_sessions, ctl_sessions(sock))
+            next_ctl = time.monotonic() + 2
         time.sleep(0.25)
     under_attack = good.latencies[len(baseline):]
     stop.set()
@@ -239,13 +254,15 @@ def test_hostile_mix(mx_factory):
         c.send_message("a@example.test", [GOOD_RCPT], data)
 
     lat = sorted(under_attack)
-    print(f"\nhostile mix {duration}s: RSS {rss0} KiB -> peak {peak} KiB; stats {stats}")
+    print(f"\nhostile mix {duration}s: RSS {rss0} KiB -> peak {peak} KiB; "
+          f"sessions at most {max_sessions}; stats {stats}")
     print(f"good client (all): {good.summary()}; failures {len(good.failures)} "
           f"{good.failures[:3]}")
     if lat:
         print(f"good client under attack: {len(lat)} transactions, "
               f"p50 {lat[len(lat) // 2] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
     assert stats.get("slow_open", 0) >= nslow * 0.95, stats
+    assert max_sessions >= nslow * 0.95, f"the server held only {max_sessions} sessions"
     assert not good.failures, f"well-behaved client failed: {good.failures[:5]}"
     assert len(lat) >= 5, f"well-behaved client completed only {len(lat)} under attack"
     assert lat[len(lat) // 2] < 1.0 * SLOW, f"median latency {lat[len(lat) // 2]:.2f}s"
