@@ -446,7 +446,7 @@ static bool apply_verdict(struct smtp_session *s, const struct smtp_verdict *v, 
 			if (refusal)
 				audit_count(s, AUDIT_REJECTIONS);
 			log_reject(s, mx_phase_name(s->pending->phase), v->code,
-			           v->text ? "policy" : "policy");
+			           v->text ? v->text : "policy");
 		}
 	}
 	if (v->disconnect || (s->pending->phase == MX_PHASE_CONNECT && v->code >= 400))
