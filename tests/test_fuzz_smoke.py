@@ -29,6 +29,8 @@ CORPUS = {
     "fuzz_smtp_parse": "smtp",
     "fuzz_smtp_session": "smtp_session",
     "fuzz_mail_address": "mail_address",
+    "fuzz_smtp_starttls": "smtp_starttls",
+    "fuzz_ctl": "ctl",
 }
 
 TARGETS = sorted(p.stem for p in (ROOT / "tests" / "fuzz").glob("fuzz_*.c"))
