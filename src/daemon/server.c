@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include "conf/config.h"
 #include "ctl/ctl.h"
 #include "deliver/deliver.h"
+#include "net/dns.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "policy/policy.h"
@@ -240,6 +243,7 @@ int mx_server_reload(struct mx_server *srv, char **errors)
 	if (srv->policy)
 		policy_unref(srv->policy);
 	srv->policy = pol;
+	srv->smtp.policy = pol;
 	log_event(LOG_INFO, "reload", "config=%s result=ok", srv->config_path);
 	return 0;
 }
@@ -299,22 +303,93 @@ static char *ctl_reload(void *arg, int argc, char **argv)
 	return out;
 }
 
+static char *ctl_error(const char *msg)
+{
+	size_t n = strlen(msg) + 16;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "error: %s\n", msg);
+	return out;
+}
+
+/* inbound_audit show ip ADDR[/N] | inbound_audit top N [/MASK] */
+static char *ctl_audit(void *arg, int argc, char **argv)
+{
+	struct mx_server *srv = arg;
+	char err[256], *out;
+
+	if (!srv->smtp.audit)
+		return ctl_error("inbound_audit is not running");
+	if (argc == 4 && strcasecmp(argv[1], "show") == 0 && strcasecmp(argv[2], "ip") == 0) {
+		out = audit_format_show(srv->smtp.audit, argv[3], mx_now_ms(), err, sizeof err);
+		return out ? out : ctl_error(err);
+	}
+	if ((argc == 3 || argc == 4) && strcasecmp(argv[1], "top") == 0) {
+		char *end;
+		unsigned long n = strtoul(argv[2], &end, 10);
+		if (*end || argv[2][0] == '\0' || n == 0 || n > 10000)
+			return ctl_error("usage: inbound_audit top N [/MASK] (N from 1 to 10000)");
+		out = audit_format_top(srv->smtp.audit, (unsigned)n, argc == 4 ? argv[3] : NULL, err,
+		                       sizeof err);
+		return out ? out : ctl_error(err);
+	}
+	return ctl_error("usage: inbound_audit show ip ADDR[/N] | inbound_audit top N [/MASK]");
+}
+
+/* sieve stats | sieve reset | sieve reload */
+static char *ctl_sieve(void *arg, int argc, char **argv)
+{
+	struct mx_server *srv = arg;
+
+	if (argc == 2 && strcasecmp(argv[1], "stats") == 0)
+		return policy_stats_format(srv->smtp.policy_stats);
+	if (argc == 2 && strcasecmp(argv[1], "reset") == 0) {
+		policy_stats_reset(srv->smtp.policy_stats);
+		return strdup("sieve counters reset\n");
+	}
+	if (argc == 2 && strcasecmp(argv[1], "reload") == 0)
+		return ctl_reload(arg, argc, argv);
+	return ctl_error("usage: sieve stats | sieve reset | sieve reload");
+}
+
 static char *ctl_summary(void *arg, int argc, char **argv)
 {
 	struct mx_server *srv = arg;
 	const struct smtp_stats *st = &srv->smtp.stats;
-	char *out = malloc(512);
+	struct audit_stats as = {0};
+	char *out = malloc(1024);
 	(void)argc;
 	(void)argv;
+	if (srv->smtp.audit)
+		audit_get_stats(srv->smtp.audit, &as);
 	if (out)
-		snprintf(out, 512,
-		         "sessions: %u\nconnections: %llu\nmessages: %llu\nrefused: %llu\n"
-		         "concurrency_refused: %llu\nproxy_errors: %llu\nearly_talkers: %llu\ntls: %llu",
-		         srv->smtp.nsessions, (unsigned long long)st->connections,
-		         (unsigned long long)st->messages, (unsigned long long)st->refused,
-		         (unsigned long long)st->cap_refused, (unsigned long long)st->proxy_errors,
-		         (unsigned long long)st->early_talkers, (unsigned long long)st->tls);
+		snprintf(out, 1024,
+		         "sessions: %u\ntarpitted: %llu\nconnections: %llu\nmessages: %llu\n"
+		         "refused: %llu\nconcurrency_refused: %llu\nproxy_errors: %llu\n"
+		         "early_talkers: %llu\ntls: %llu\ntarpits: %llu\npolicy_runs: %llu\n"
+		         "policy_errors: %llu\naudit_live_addresses: %llu\n"
+		         "audit_tracked_addresses: %llu\naudit_evictions: %llu\naudit_bytes: %llu\n",
+		         srv->smtp.nsessions, (unsigned long long)st->tarpitted_now,
+		         (unsigned long long)st->connections, (unsigned long long)st->messages,
+		         (unsigned long long)st->refused, (unsigned long long)st->cap_refused,
+		         (unsigned long long)st->proxy_errors, (unsigned long long)st->early_talkers,
+		         (unsigned long long)st->tls, (unsigned long long)st->tarpits,
+		         (unsigned long long)st->policy_runs, (unsigned long long)st->policy_errors,
+		         (unsigned long long)as.live_addresses, (unsigned long long)as.tracked_addresses,
+		         (unsigned long long)as.evictions, (unsigned long long)as.bytes);
 	return out;
+}
+
+/* An MX holds one descriptor per session: use all the kernel allows us. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_event(LOG_WARNING, "rlimit", "error=\"%s\"", strerror(errno));
+	}
 }
 
 int mx_server_start(struct mx_server *srv, const char *config_path)
@@ -345,6 +420,9 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 	log_open(cfg->log_syslog, "mxsieve");
 	log_set_level(cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+	srv->smtp.policy = srv->policy;
+	srv->smtp.policy_stats = policy_stats_new();
 	if (evthread_use_pthreads() < 0) {
 		fprintf(stderr, "mxsieve: evthread_use_pthreads failed\n");
 		mx_config_free(cfg);
@@ -379,7 +457,13 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 			return -1;
 		}
 		ctl_register(srv->ctl, "reload", "reload the configuration", ctl_reload, srv);
-		ctl_register(srv->ctl, "summary", "server counters", ctl_summary, srv);
+		ctl_register(srv->ctl, "summary", "summary: sessions open, tarpitted now, counters",
+		             ctl_summary, srv);
+		ctl_register(srv->ctl, "inbound_audit",
+		             "inbound_audit show ip ADDR[/N] | inbound_audit top N [/MASK]", ctl_audit,
+		             srv);
+		ctl_register(srv->ctl, "sieve", "sieve stats | sieve reset | sieve reload", ctl_sieve,
+		             srv);
 	}
 	if (drop_privileges(cfg, err, sizeof err) < 0) {
 		fprintf(stderr, "mxsieve: %s\n", err);
@@ -400,6 +484,12 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 	srv->smtp.audit = audit_create(&ac);
 	if (!srv->smtp.audit) {
 		fprintf(stderr, "mxsieve: cannot create the audit state\n");
+		return -1;
+	}
+	srv->smtp.dns = dns_resolver_create(srv->base, cfg->dns_server,
+	                                    cfg->sieve ? cfg->sieve->dns_timeout : 5, err, sizeof err);
+	if (!srv->smtp.dns) {
+		fprintf(stderr, "%s: %s\n", cfg->path, err);
 		return -1;
 	}
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
@@ -454,7 +544,9 @@ void mx_server_free(struct mx_server *srv)
 		SSL_CTX_free(srv->smtp.tls);
 	if (srv->policy)
 		policy_unref(srv->policy);
+	policy_stats_free(srv->smtp.policy_stats);
 	if (srv->smtp.nsessions == 0) {
+		dns_resolver_free(srv->smtp.dns);
 		smtp_cfgref_unref(srv->smtp.cfg);
 		event_base_free(srv->base);
 	}

@@ -11,8 +11,8 @@
  * sends the verdict's reply instead of the default one, closes afterwards
  * when asked, and at end of data answers 250 without delivering on discard.
  *
- * Today no script is wired here: every run completes at once with "no
- * verdict" (code 0), and the session sends its default reply.
+ * A phase with no script completes at once with "no verdict" (code 0),
+ * and the session sends its default reply.
  */
 #ifndef MX_SMTP_SMTP_POLICY_H
 #define MX_SMTP_SMTP_POLICY_H
@@ -39,8 +39,12 @@ typedef void (*smtp_policy_done_fn)(struct smtp_session *s, struct smtp_verdict 
 /* Run the policy of `phase` for session s. */
 void smtp_policy_run(struct smtp_session *s, enum mx_phase phase, smtp_policy_done_fn done);
 
-/* The session is going away: forget any run in flight (done is not called). */
+/* The session is going away: forget any run in flight (done is not called)
+ * and free the session's policy state (its context stores). */
 void smtp_policy_cancel(struct smtp_session *s);
+
+/* The transaction ended: clear the per-message context (vctx_mess). */
+void smtp_policy_message_end(struct smtp_session *s);
 
 /* Free what a verdict owns and zero it. */
 void smtp_verdict_clear(struct smtp_verdict *v);

@@ -17,6 +17,9 @@
 struct event_base;
 struct audit;
 struct deliver;
+struct dns_resolver;
+struct policy;
+struct policy_stats;
 struct mx_config;
 struct smtp_session;
 
@@ -34,6 +37,10 @@ struct smtp_stats {
 	uint64_t messages;       /* 250 at end of data */
 	uint64_t refused;        /* messages refused at end of data */
 	uint64_t tls;            /* STARTTLS handshakes completed */
+	uint64_t tarpits;        /* replies delayed by a policy tarpit */
+	uint64_t tarpitted_now;  /* sessions waiting in a tarpit right now */
+	uint64_t policy_runs;    /* scripts run */
+	uint64_t policy_errors;  /* runs that ended in a runtime error */
 };
 
 struct smtp_server {
@@ -42,6 +49,9 @@ struct smtp_server {
 	struct audit *audit;         /* may be NULL (tests) */
 	struct deliver *deliver;     /* may be NULL: every message gets 451 */
 	SSL_CTX *tls;                /* NULL: no STARTTLS */
+	struct policy *policy;       /* compiled scripts for new runs; may be NULL */
+	struct policy_stats *policy_stats; /* "sieve stats"; survives reloads */
+	struct dns_resolver *dns;    /* for ec_dns_lookup; NULL: lookups fail */
 	struct smtp_session *sessions; /* registry, doubly linked */
 	unsigned nsessions;
 	bool draining;               /* SIGTERM seen: no new connections or transactions */

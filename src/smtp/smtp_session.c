@@ -126,6 +126,7 @@ struct smtp_session {
 	struct event *timer;
 	struct smtp_tx *tx;
 	struct smtp_pending *pending;
+	struct smtp_policy_state *pol; /* vctx stores and a run in flight; see smtp_policy.c */
 	char *helo;
 	struct smtp_session *prev, *next;
 	uint64_t start_ms;
@@ -302,6 +303,7 @@ static void tx_end(struct smtp_session *s)
 {
 	tx_free(s->tx);
 	s->tx = NULL;
+	smtp_policy_message_end(s);
 }
 
 /* Replace the HELO name; takes a malloc'd name (or NULL to clear). */
@@ -412,6 +414,8 @@ static void policy_done(struct smtp_session *s, struct smtp_verdict *v)
 	s->pending->v = *v;
 	memset(v, 0, sizeof *v);
 	if (s->pending->v.tarpit > 0) {
+		s->srv->stats.tarpitted_now++;
+		s->srv->stats.tarpits++;
 		arm_timer(s, TIMER_TARPIT, s->pending->v.tarpit * 1000u);
 		return;
 	}
@@ -1568,6 +1572,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	case TIMER_TARPIT:
 		s->timer_kind = TIMER_NONE;
+		s->srv->stats.tarpitted_now--;
 		s->pending->v.tarpit = 0;
 		phase_finish(s);
 		return;
@@ -1719,6 +1724,8 @@ static void session_free(struct smtp_session *s)
 	struct smtp_server *srv = s->srv;
 	char c[IP_ADDR_TEXT_MAX];
 
+	if (s->timer_kind == TIMER_TARPIT)
+		srv->stats.tarpitted_now--;
 	smtp_policy_cancel(s);
 	pending_free(s);
 	if (s->tx && s->tx->job) {
@@ -1827,4 +1834,78 @@ bool smtp_session_early_talker(const struct smtp_session *s)
 bool smtp_session_tls(const struct smtp_session *s)
 {
 	return s->tls;
+}
+
+struct smtp_server *smtp_session_server(const struct smtp_session *s)
+{
+	return s->srv;
+}
+
+const struct mx_config *smtp_session_config(const struct smtp_session *s)
+{
+	return s->cfg->cfg;
+}
+
+uint16_t smtp_session_port(const struct smtp_session *s)
+{
+	return s->port;
+}
+
+unsigned smtp_session_id(const struct smtp_session *s)
+{
+	return s->id;
+}
+
+const char *smtp_session_listener_name(const struct smtp_session *s)
+{
+	return s->listener ? s->listener->address : "";
+}
+
+const char *smtp_session_sender(const struct smtp_session *s)
+{
+	if (s->pending && s->pending->phase == MX_PHASE_MAILFROM)
+		return s->pending->a;
+	return s->tx ? s->tx->mail_from : NULL;
+}
+
+bool smtp_session_rcpt(const struct smtp_session *s, size_t i, const char **local,
+                       const char **domain)
+{
+	size_t n = s->tx ? s->tx->nrcpts : 0;
+
+	if (i < n) {
+		*local = s->tx->rcpts[i].local;
+		*domain = s->tx->rcpts[i].domain;
+		return true;
+	}
+	if (i == n && s->pending && s->pending->phase == MX_PHASE_RCPTTO && s->pending->a) {
+		*local = s->pending->a;
+		*domain = s->pending->b ? s->pending->b : "";
+		return true;
+	}
+	return false;
+}
+
+bool smtp_session_message(const struct smtp_session *s, const char **data, size_t *len,
+                          uint64_t *size)
+{
+	if (!s->tx || !s->tx->buf)
+		return false;
+	*data = s->tx->buf;
+	*len = s->tx->len;
+	*size = s->tx->size;
+	return true;
+}
+
+void smtp_session_counts(const struct smtp_session *s, unsigned *messages, unsigned *rcpts,
+                         unsigned *message_rcpts)
+{
+	*messages = s->nmsgs;
+	*rcpts = s->nrcpts;
+	*message_rcpts = s->tx ? (unsigned)s->tx->nrcpts : 0;
+}
+
+struct smtp_policy_state **smtp_session_policy_slot(struct smtp_session *s)
+{
+	return &s->pol;
 }

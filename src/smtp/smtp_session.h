@@ -27,6 +27,8 @@
 
 #include "util/ipaddr.h"
 
+struct mx_config;
+
 struct bufferevent;
 struct net_listener;
 struct smtp_server;
@@ -52,5 +54,30 @@ const char *smtp_session_helo(const struct smtp_session *s);   /* NULL before HE
 const char *smtp_session_mail_from(const struct smtp_session *s); /* NULL outside a transaction */
 bool smtp_session_early_talker(const struct smtp_session *s);
 bool smtp_session_tls(const struct smtp_session *s);
+struct smtp_server *smtp_session_server(const struct smtp_session *s);
+const struct mx_config *smtp_session_config(const struct smtp_session *s);
+uint16_t smtp_session_port(const struct smtp_session *s);
+unsigned smtp_session_id(const struct smtp_session *s);
+/* The Listen address the session came in on ("127.0.0.1:2525"), or "". */
+const char *smtp_session_listener_name(const struct smtp_session *s);
+/* The envelope sender: the one being checked in the mailfrom phase, then
+ * the transaction's; NULL outside a transaction. */
+const char *smtp_session_sender(const struct smtp_session *s);
+/* Recipient i of the transaction; in the rcptto phase the one being checked
+ * comes last. False past the end. */
+bool smtp_session_rcpt(const struct smtp_session *s, size_t i, const char **local,
+                       const char **domain);
+/* The message so far (Return-Path and Received first, CRLF line ends) and
+ * its body size; false outside DATA/BDAT. */
+bool smtp_session_message(const struct smtp_session *s, const char **data, size_t *len,
+                          uint64_t *size);
+/* Messages accepted and recipients accepted on this connection, and
+ * recipients of the current message. */
+void smtp_session_counts(const struct smtp_session *s, unsigned *messages, unsigned *rcpts,
+                         unsigned *message_rcpts);
+
+/* The session's policy state slot, owned by smtp_policy.c. */
+struct smtp_policy_state;
+struct smtp_policy_state **smtp_session_policy_slot(struct smtp_session *s);
 
 #endif
