@@ -142,8 +142,10 @@ int main(int argc, char **argv)
 		return check_config(config);
 
 	struct mx_server srv;
-	if (mx_server_start(&srv, config) < 0)
+	if (mx_server_start(&srv, config) < 0) {
+		mx_server_free(&srv); /* whatever the failed start had set up */
 		return 1;
+	}
 	int rc = mx_server_run(&srv);
 	mx_server_free(&srv);
 	return rc;

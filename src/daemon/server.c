@@ -548,7 +548,8 @@ void mx_server_free(struct mx_server *srv)
 	if (srv->smtp.nsessions == 0) {
 		dns_resolver_free(srv->smtp.dns);
 		smtp_cfgref_unref(srv->smtp.cfg);
-		event_base_free(srv->base);
+		if (srv->base)
+			event_base_free(srv->base);
 	}
 	free(srv->config_path);
 }

@@ -56,7 +56,8 @@ int mx_server_reload(struct mx_server *srv, char **errors);
 /* Begin a graceful shutdown (what SIGTERM does). */
 void mx_server_stop(struct mx_server *srv);
 
-/* Free everything (after mx_server_run returned). */
+/* Free everything: after mx_server_run returned, or after a failed
+ * mx_server_start (it frees what the start had set up). */
 void mx_server_free(struct mx_server *srv);
 
 #endif
