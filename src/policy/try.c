@@ -320,6 +320,16 @@ static void answer_dns(struct try_ctx *t, struct sieve_run *run)
 	sieve_run_dns_resume(run, NULL, 0, SIEVE_DNS_NXDOMAIN);
 }
 
+static void print_trace(void *ud, unsigned line, const char *what, int result)
+{
+	const char *script = ud;
+
+	if (result < 0)
+		printf("trace: %s:%u: %s\n", script, line, what);
+	else
+		printf("trace: %s:%u: %s -> %s\n", script, line, what, result ? "true" : "false");
+}
+
 /* Run one script; returns true when its result is terminal. */
 static bool run_one(struct try_ctx *t, const struct sieve_script *s, unsigned *delay,
                     enum mx_phase phase)
@@ -332,10 +342,11 @@ static bool run_one(struct try_ctx *t, const struct sieve_script *s, unsigned *d
 		fprintf(stderr, "mxsieve try: out of memory\n");
 		return true;
 	}
+	printf("script: %s\n", sieve_script_name(s));
+	sieve_run_set_trace(run, print_trace, (void *)sieve_script_name(s));
 	while ((st = sieve_run_execute(run)) == SIEVE_SUSPENDED)
 		answer_dns(t, run);
 	const struct sieve_result *r = sieve_run_result(run);
-	printf("script: %s\n", sieve_script_name(s));
 	for (size_t i = 0; i < r->nlog_lines; i++)
 		printf("log: %s\n", r->log_lines[i]);
 	if (r->error)

@@ -513,6 +513,19 @@ struct sieve_run *sieve_run_new(const struct sieve_script *s, const struct sieve
 	return r;
 }
 
+static const char *trace_name(const struct sieve_node *n)
+{
+	if (n && n->def && n->def->name)
+		return n->def->name;
+	return n && n->name ? n->name : "?";
+}
+
+void sieve_run_set_trace(struct sieve_run *r, sieve_trace_fn fn, void *ud)
+{
+	r->trace = fn;
+	r->trace_ud = ud;
+}
+
 enum sieve_status sieve_run_execute(struct sieve_run *r)
 {
 	if (r->finished)
@@ -541,6 +554,8 @@ enum sieve_status sieve_run_execute(struct sieve_run *r)
 				r->pc = in->end;
 				break;
 			}
+			if (r->trace)
+				r->trace(r->trace_ud, r->line, trace_name(in->node), b ? 1 : 0);
 			r->pc = b ? r->pc + 1 : in->target;
 			break;
 		case OP_CMD:
@@ -548,6 +563,9 @@ enum sieve_status sieve_run_execute(struct sieve_run *r)
 			rc = in->op == OP_CMD ? in->node->def->cmd(r, in->node) : exec_assign(r, in->node);
 			if (rc == 1)
 				return SIEVE_SUSPENDED;
+			if (r->trace && rc >= 0 && !r->arena.failed)
+				r->trace(r->trace_ud, r->line,
+				         in->op == OP_CMD ? trace_name(in->node) : "assignment", -1);
 			if (rc < 0 || r->arena.failed) {
 				if (!on_error(r))
 					return r->status;

@@ -235,6 +235,12 @@ void sieve_run_dns_resume(struct sieve_run *run, const char *const *answers,
 
 const struct sieve_result *sieve_run_result(const struct sieve_run *run);
 
+/* A trace of what a run does, statement by statement (mxsieve try): `what`
+ * names the test or command at script line `line`; `result` is 1 or 0 for
+ * a test, -1 for a command or assignment that ran. */
+typedef void (*sieve_trace_fn)(void *ud, unsigned line, const char *what, int result);
+void sieve_run_set_trace(struct sieve_run *run, sieve_trace_fn fn, void *ud);
+
 void sieve_run_free(struct sieve_run *run);
 
 /* ---- command-line entry points (the daemon dispatches to these) ---- */

@@ -317,6 +317,8 @@ struct sieve_run {
 	enum sieve_status status;
 	struct sieve_result res;
 	unsigned line;            /* of the statement running, for messages */
+	sieve_trace_fn trace;     /* mxsieve try's line-by-line trace, or NULL */
+	void *trace_ud;
 	/* output lists (arena, grown by doubling) */
 	struct sieve_counter *counters;
 	size_t ncap_counters;
