@@ -510,3 +510,40 @@ def test_starttls_inside_transaction_and_garbage_handshake(mx):
         assert c.closed_within(10 * SLOW), "garbage TLS handshake left the session open"
     with mx.connect() as c:
         c.expect("NOOP", 250)
+
+
+@pytest.mark.parametrize("where", ["command", "data", "bdat_header"])
+def test_endless_line_without_crlf_is_bounded(mx, where):
+    """64 MB without a line end, as a command, inside DATA (past
+    Max_Message_Size, 25M by default) and as a BDAT command line: the server
+    must not buffer it all (RSS bounded) and must end it with a refusal or a
+    close; then it serves others."""
+    before = rss_kib(mx.pid)
+    s = socket.create_connection(("127.0.0.1", mx.port), timeout=10 * SLOW)
+    s.recv(512)
+    if where == "data":
+        s.sendall(b"EHLO e\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<endless@example.test>\r\n"
+                  b"DATA\r\n")
+    elif where == "bdat_header":
+        s.sendall(b"EHLO e\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<endless@example.test>\r\n"
+                  b"BDAT ")
+    s.settimeout(2 * SLOW)
+    chunk = b"a" * 65536
+    sent, peak = 0, before
+    try:
+        while sent < 64 * 1024 * 1024:
+            s.sendall(chunk)
+            sent += len(chunk)
+            if sent % (4 * 1024 * 1024) == 0:
+                peak = max(peak, rss_kib(mx.pid))
+    except (socket.timeout, OSError):
+        pass
+    peak = max(peak, rss_kib(mx.pid))
+    s.close()
+    grown = peak - before
+    print(f"\nendless {where}: sent {sent >> 20} MiB, RSS +{grown} KiB")
+    limit = 48 * 1024 if SLOW == 1 else 400 * 1024
+    assert grown < limit, f"RSS grew by {grown} KiB for an endless {where} line"
+    with mx.connect() as c:
+        c.expect("NOOP", 250)
+    assert mx.new_files("endless@example.test") == []
