@@ -92,6 +92,23 @@ class PolicyServer(MxServer):
         stanza = sieve_stanza(self.scripts, self.sieve_opts) if self.scripts else ""
         return self.policy_extra + stanza
 
+    def wait_ready(self, timeout):
+        """Ready when the log says event=start (after every Listen is bound).
+        The harness's own check wants a 220 banner from 127.0.0.1 and ::1,
+        which a connect-phase policy may refuse or delay on purpose; and its
+        probe sessions would show up in the counts the tests read."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise harness.HarnessError(f"mxsieve exited with {self.proc.returncode} at "
+                                           f"start; log:\n{self.log_text()[-4000:]}")
+            if "event=start " in self.log_text():
+                return
+            if time.monotonic() > deadline:
+                raise harness.HarnessError(f"mxsieve did not log event=start within "
+                                           f"{timeout:.0f}s; log:\n{self.log_text()[-4000:]}")
+            time.sleep(0.02)
+
     def write_script(self, slot, body, name=None):
         """Write a script file (a Path is used as it is); returns its path."""
         if isinstance(body, pathlib.Path):
