@@ -429,13 +429,13 @@ class SlowUpstream(threading.Thread):
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.queries = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._due = []  # (time, reply, addr)
 
     def run(self):
         end = time.monotonic() + self.lifetime
         try:
-            while not self._stop.is_set() and time.monotonic() < end:
+            while not self._halt.is_set() and time.monotonic() < end:
                 self.sock.settimeout(0.05)
                 try:
                     data, addr = self.sock.recvfrom(4096)
@@ -478,7 +478,7 @@ class SlowUpstream(threading.Thread):
         return qid + flags + struct.pack(">HHHH", 1, 1, 0, 0) + question + ans
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join(5)
 
 
@@ -494,7 +494,7 @@ def start_dnsmasq(tmp, records, forward=None, procs=None, timeout=5.0):
         port = free_udp_port()
         args = [DNSMASQ, "--keep-in-foreground", "--no-resolv", "--no-hosts",
                 f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces",
-                "--no-dhcp-interface=", f"--pid-file={tmp / f'dnsmasq{port}.pid'}",
+                f"--pid-file={tmp / f'dnsmasq{port}.pid'}",
                 "--log-facility=-", "--log-queries", "--cache-size=0"]
         if os.geteuid() == 0:
             args.append("--user=root")

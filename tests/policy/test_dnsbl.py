@@ -1,0 +1,107 @@
+"""Issue 5, case 5: DNSBL lookups from the policy, through a real DNS server.
+
+dnsmasq (Debian dnsmasq-base) runs on a free loopback UDP port with one
+listing (127.0.0.2 in zone.test) and forwards slow.test to a UDP socket the
+test owns (pol.SlowUpstream), which answers "delay." names late and never
+answers the others. DNS_Server points the server at dnsmasq.
+
+Checked: a listed client is refused and another passes; while one session's
+lookup is pending, another session is served at once (the lookup suspends
+the script, not the server); a lookup that times out gives [""] (spec
+section 6), no later than dns_timeout.
+"""
+import time
+
+import pytest
+
+import pol
+from mx import SLOW, Smtp
+
+DNS_TIMEOUT = 2
+UPSTREAM_DELAY = 1.5
+
+CONNECT = """\
+($r) = ec_dns_lookup "%{ir}.zone.test" "a";
+if not ec_test :is "${r}" "" {
+  reject "listed in zone.test (${r})";
+}
+"""
+
+EHLO = """\
+if ec_test :matches "%{h}" "*.slow.test" {
+  ($s) = ec_dns_lookup "%{h}" "a";
+  reject "slow answered [${s}]";
+}
+"""
+
+
+@pytest.fixture
+def dns_world(pol_factory, procs, tmp_path):
+    up = pol.SlowUpstream(delay=UPSTREAM_DELAY)
+    up.start()
+    try:
+        _, port = pol.start_dnsmasq(tmp_path, [("2.0.0.127.zone.test", "127.0.0.2")],
+                                    forward={"slow.test": up.port}, procs=procs)
+        # the fixture itself: dnsmasq lists one address, not the others
+        assert pol.dns_query(port, "2.0.0.127.zone.test") == (0, ["127.0.0.2"])
+        assert pol.dns_query(port, "3.0.0.127.zone.test")[1] == []
+        srv = pol_factory(scripts={"connect_phase1": CONNECT, "ehlo_phase1": EHLO},
+                          options={"DNS_Server": f"127.0.0.1:{port}"},
+                          sieve_opts={"dns_timeout": DNS_TIMEOUT, "max_dns_lookups": 4})
+        yield srv, up
+    finally:
+        up.stop()
+
+
+def test_listed_client_is_refused_and_another_passes(dns_world):
+    srv, _ = dns_world
+    with Smtp("127.0.0.1", srv.port, banner=False, source="127.0.0.2", timeout=10) as c:
+        r = c.reply()
+        assert r == (550, ["5.7.1 listed in zone.test (127.0.0.2)"]), r
+    with Smtp("127.0.0.1", srv.port, banner=False, source="127.0.0.3", timeout=10) as c:
+        r = c.reply()
+        assert r[0] == 220, r
+        c.ehlo()
+
+
+def test_other_sessions_are_served_while_a_lookup_is_pending(dns_world):
+    srv, up = dns_world
+    with Smtp("127.0.0.1", srv.port, source="127.0.0.3", timeout=10) as slow:
+        assert slow.banner[0] == 220
+        slow.send("EHLO delay.slow.test\r\n")
+        t0 = time.monotonic()
+        # wait until the lookup really reached the slow upstream
+        for _ in range(100):
+            if any(n == "delay.slow.test" for _, n in up.queries):
+                break
+            time.sleep(0.02)
+        assert any(n == "delay.slow.test" for _, n in up.queries), up.queries
+        # another session: banner (its own DNSBL lookup), EHLO, MAIL, all at once
+        t1 = time.monotonic()
+        with Smtp("127.0.0.1", srv.port, source="127.0.0.4", timeout=10) as other:
+            assert other.banner[0] == 220
+            other.ehlo()
+            other.expect("MAIL FROM:<a@example.test>", 250)
+            other.expect("RCPT TO:<bob@example.test>", 250)
+        served = time.monotonic() - t1
+        assert served < 0.5 * SLOW, f"another session took {served:.2f}s during a lookup"
+        assert time.monotonic() - t0 < UPSTREAM_DELAY, "the slow answer came too early to tell"
+        r = slow.reply()
+        waited = time.monotonic() - t0
+        assert r == (550, ["5.7.1 slow answered [127.0.0.9]"]), r
+        assert UPSTREAM_DELAY - 0.3 <= waited <= UPSTREAM_DELAY + 1.0 * SLOW, waited
+
+
+def test_lookup_that_times_out_answers_empty(dns_world):
+    srv, up = dns_world
+    with Smtp("127.0.0.1", srv.port, source="127.0.0.3", timeout=15) as c:
+        assert c.banner[0] == 220
+        t0 = time.monotonic()
+        r = c.cmd("EHLO never.slow.test")
+        waited = time.monotonic() - t0
+        assert r == (550, ["5.7.1 slow answered []"]), r
+        assert any(n == "never.slow.test" for _, n in up.queries), up.queries
+        assert DNS_TIMEOUT - 0.5 <= waited <= DNS_TIMEOUT + 0.5 * SLOW, (
+            f"a lookup with dns_timeout = {DNS_TIMEOUT} ended after {waited:.2f}s")
+        # and the session goes on
+        c.expect("NOOP", 250)
