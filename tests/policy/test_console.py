@@ -1,0 +1,121 @@
+"""Issue 5, case 7: the control console.
+
+`inbound_audit show ip ADDR/N`, `inbound_audit top N /MASK`, `sieve stats`,
+`sieve reset`, `sieve reload` (a broken script keeps the old one, and the
+answer and the log name FILE:LINE:COLUMN), `summary` (sessions open,
+tarpitted now); the socket is mode 0600.
+"""
+import os
+import re
+import stat
+import time
+
+import pol
+from mx import SLOW, Smtp, proxy_v1, proxy_v2
+
+SCRIPT = """\
+($n) = audit_connections_on_service "/32";
+if ec_test :value "gt" :comparator "i;ascii-numeric" "${n}" "3" {
+  ec_tarpit 5 "over three";
+}
+"""
+
+
+def test_console_socket_is_private(pol_factory):
+    srv = pol_factory(scripts={"connect_phase1": SCRIPT})
+    mode = stat.S_IMODE(os.stat(srv.ctl_path).st_mode)
+    assert stat.S_ISSOCK(os.stat(srv.ctl_path).st_mode)
+    assert mode == 0o600, f"console socket mode {oct(mode)}"
+
+
+def test_show_top_stats_summary_reset(pol_factory):
+    srv = pol_factory(scripts={"connect_phase1": SCRIPT}, monitors=["300,3"])
+    socks = []
+    try:
+        # 192.0.2.1: 3 sessions, 192.0.2.2: 2, 198.51.100.9: 1, 2001:db8::5: 2
+        srcs = ["192.0.2.1"] * 3 + ["192.0.2.2"] * 2 + ["198.51.100.9"] + ["2001:db8::5"] * 2
+        socks, _ = pol.open_many("127.0.0.1", srv.proxy_port, len(srcs),
+                                 header=lambda i: (proxy_v1 if i % 2 else proxy_v2)(
+                                     srcs[i], "2001:db8::1" if ":" in srcs[i] else "192.0.2.254",
+                                     5000 + i, 25))
+        show = srv.ctl("inbound_audit", "show", "ip", "192.0.2.0/24")
+        assert pol.live_count(show) == 5
+        assert "Connections 300/0: 5" in show.splitlines(), show
+        assert srv.live("192.0.2.1") == 3 and srv.live("192.0.2.1/32") == 3
+        assert srv.live("0.0.0.0/0") == 6
+        assert srv.live("2001:db8::/64") == 2
+        top = srv.ctl("inbound_audit", "top", "2", "/24").splitlines()
+        assert [ln.split() for ln in top[:2]] == [["192.0.2.0/24", "5"],
+                                                  ["198.51.100.0/24", "1"]], top
+        top = srv.ctl("inbound_audit", "top", "1").splitlines()
+        # single addresses (written with or without /32)
+        assert top[0].split() in (["192.0.2.1", "3"], ["192.0.2.1/32", "3"]), top
+        # a bad block is an error naming it, not a crash or a silent zero
+        bad = srv.ctl("inbound_audit", "show", "ip", "300.1.1.1/8", check=False)
+        assert "300.1.1.1" in bad.stdout + bad.stderr, bad
+
+        # the 4th session from 192.0.2.1 is tarpitted: summary shows it
+        tm = pol.BannerTimer("127.0.0.1", srv.proxy_port,
+                             header=proxy_v1("192.0.2.1", "192.0.2.254", 6000, 25), timeout=15)
+        tm.start()
+        s = {}
+        for _ in range(50):
+            s = pol.summary(srv.ctl("summary"))
+            if s.get("tarpitted") == 1:
+                break
+            time.sleep(0.05)
+        assert s.get("tarpitted") == 1 and s.get("sessions") == 9, s
+        t, line = tm.result(20)
+        socks.append(tm.sock)
+        assert 4.5 <= t <= 7.0 * SLOW and line.startswith("220"), (t, line)
+        s = pol.summary(srv.ctl("summary"))
+        assert s.get("tarpitted") == 0 and s.get("sessions") == 9, s
+
+        st = pol.stats(srv.ctl("sieve", "stats"))
+        assert st == {"connect:over three (informational)": 1}, st
+        out = srv.ctl("sieve", "reset")
+        assert "reset" in out
+        assert pol.stats(srv.ctl("sieve", "stats")) == {}
+    finally:
+        pol.close_all(socks)
+    assert srv.wait_live("0.0.0.0/0", 0) == 0
+    assert srv.wait_live("::/0", 0) == 0
+    assert pol.summary(srv.ctl("summary")).get("sessions") == 0
+
+
+def test_sieve_reload_with_a_broken_script_keeps_the_old_one(pol_factory):
+    srv = pol_factory(scripts={"mailfrom_phase1": 'reject "old script";\n'})
+    path = srv.scripts["mailfrom_phase1"]
+    with Smtp("127.0.0.1", srv.port, timeout=10) as c:
+        c.cmd("EHLO a.test")
+        assert c.cmd("MAIL FROM:<a@example.test>") == (550, ["5.7.1 old script"])
+    # line 2, column 8: an unknown test
+    path.write_text('# broken\nif not frobnicate "x" { keep; }\n')
+    r = srv.ctl("sieve", "reload", check=False)
+    answer = r.stdout + r.stderr
+    m = re.search(re.escape(path.name) + r":(\d+):(\d+):", answer)
+    assert m, f"the reload answer does not name FILE:LINE:COLUMN:\n{answer}"
+    assert m.group(1) == "2", answer
+    # the old script is still in force, also for a new session
+    with Smtp("127.0.0.1", srv.port, timeout=10) as c:
+        c.cmd("EHLO a.test")
+        assert c.cmd("MAIL FROM:<a@example.test>") == (550, ["5.7.1 old script"])
+    # a good script is taken
+    path.write_text('reject "new script";\n')
+    r = srv.ctl("sieve", "reload")
+    assert "reloaded" in r, r
+    with Smtp("127.0.0.1", srv.port, timeout=10) as c:
+        c.cmd("EHLO a.test")
+        assert c.cmd("MAIL FROM:<a@example.test>") == (550, ["5.7.1 new script"])
+
+
+def test_reload_keeps_sessions_and_counters(pol_factory):
+    """A session opened before a reload stays counted once, and its close
+    after the reload brings the gauge back to 0."""
+    srv = pol_factory(scripts={"connect_phase1": SCRIPT})
+    with Smtp("127.0.0.1", srv.port, timeout=10) as c:
+        assert srv.live("127.0.0.1") == 1
+        assert "reloaded" in srv.ctl("sieve", "reload")
+        assert srv.live("127.0.0.1") == 1
+        c.ehlo()
+    assert srv.wait_live("127.0.0.1", 0) == 0

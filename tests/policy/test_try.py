@@ -1,0 +1,95 @@
+"""Issue 5, case 6: `mxsieve try` rehearses cases 1 and 2 without a socket.
+
+The same script (examples/policy/connect.sieve), the same numbers as the live
+tests in test_cidr_tarpit.py: 1000 other sessions from the client's address
+-> a 10 s delay; 10,000 in its /24 as well -> 20 s; none -> 0. --sessions
+gives the *other* sessions (the client's own is counted, as in the server).
+No server runs here; under strace, no network socket is opened.
+"""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import pol
+from mx import BINARY, SLOW
+
+SEED = str(pol.SEED_SCRIPT)
+
+
+def run_try(*args):
+    r = pol.try_run(*args)
+    assert r.returncode == 0, f"mxsieve try {' '.join(args)}: exit {r.returncode}\n{r.stderr}"
+    return r.stdout
+
+
+def delay(out):
+    m = re.fullmatch(r"(\d+) s", pol.try_value(out, "delay"))
+    assert m, out
+    return int(m.group(1))
+
+
+def test_case1_one_address_over_1000():
+    out = run_try("--phase", "connect", "--client", "127.0.0.1",
+                  "--sessions", "127.0.0.1=1000", "--script", SEED)
+    assert pol.try_value(out, "tarpit") == "10 s", out
+    assert delay(out) == 10
+    assert "counter: connect:too many connections /32 (informational)" in out
+
+
+def test_case1_at_the_limit_is_not_tarpitted():
+    # 999 others + itself = 1000: not "gt 1000"
+    out = run_try("--phase", "connect", "--client", "127.0.0.1",
+                  "--sessions", "127.0.0.1=999", "--script", SEED)
+    assert delay(out) == 0, out
+
+
+def test_case2_slash24_and_both_rules():
+    out = run_try("--phase", "connect", "--client", "203.0.113.77",
+                  "--sessions", "203.0.113.0/24=10000", "--script", SEED)
+    assert delay(out) == 10, out
+    assert "too many connections /24" in out and "too many connections /32" not in out
+    out = run_try("--phase", "connect", "--client", "203.0.113.1",
+                  "--sessions", "203.0.113.1=1000", "--sessions", "203.0.113.0/24=9000",
+                  "--script", SEED)
+    assert delay(out) == 20, out
+
+
+def test_without_extra_sessions_no_delay():
+    out = run_try("--phase", "connect", "--client", "127.0.0.1", "--script", SEED)
+    assert delay(out) == 0, out
+    assert "tarpit:" not in out or pol.try_value(out, "tarpit") == "0 s", out
+
+
+def test_ipv6_script():
+    from test_cidr_tarpit import V6_SCRIPT
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".sieve", delete=False) as f:
+        f.write(V6_SCRIPT)
+    try:
+        out = run_try("--phase", "connect", "--client", "2001:db8::1",
+                      "--sessions", "2001:db8::1=20", "--sessions", "2001:db8::/64=180",
+                      "--script", f.name)
+        assert delay(out) == 8, out
+        out = run_try("--phase", "connect", "--client", "2001:db8:0:1::1",
+                      "--sessions", "2001:db8::/64=500", "--script", f.name)
+        assert delay(out) == 0, out
+    finally:
+        os.unlink(f.name)
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")
+def test_try_opens_no_network_socket(tmp_path):
+    trace = tmp_path / "strace.out"
+    r = subprocess.run(["strace", "-f", "-o", str(trace), "-e", "trace=socket,connect,bind",
+                        str(BINARY), "try", "--phase", "connect", "--client", "127.0.0.1",
+                        "--sessions", "127.0.0.1=1000", "--script", SEED],
+                       capture_output=True, text=True, timeout=30 * SLOW)
+    assert r.returncode == 0, r.stderr
+    assert "delay: 10 s" in r.stdout
+    calls = [ln for ln in trace.read_text().splitlines()
+             if re.search(r"\b(socket|connect|bind)\(", ln)]
+    net = [ln for ln in calls if "AF_INET" in ln or "connect(" in ln or "bind(" in ln]
+    assert not net, "mxsieve try touched the network:\n" + "\n".join(net)
