@@ -78,12 +78,15 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -pthread \
 fuzz: $(FUZZ_BIN)
 $(FB)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -c -o $@ $<
+	clang $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
 $(FB)/libmx.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 $(FB)/%: tests/fuzz/%.c $(FB)/libmx.a
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FB)/libmx.a $(PKG_LIBS) -pthread -lm
+	clang $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer -o $@ $< $(FB)/libmx.a $(PKG_LIBS) -pthread -lm
+# header dependencies of the fuzz build too: a changed struct in a header must
+# rebuild every object that uses it, or the targets mix two layouts
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:=.d)
 
 clean:
 	rm -rf build build-* 
