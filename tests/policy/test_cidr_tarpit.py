@@ -158,3 +158,60 @@ def test_ipv6_slash64_and_slash128_through_proxy_v2(pol_factory):
     st = pol.stats(srv.ctl("sieve", "stats"))
     assert st.get("connect:too many connections /64 (informational)") == 2, st
     assert st.get("connect:too many connections /128 (informational)") == 1, st
+
+
+GAUGE_SCRIPT = """\
+($n) = audit_connections_on_service "/32";
+if ec_test :value "gt" :comparator "i;ascii-numeric" "${n}" "3" {
+  ec_tarpit 30 "over three";
+}
+if ec_test :is "%{i}" "192.0.2.66" { reject "not you"; }
+"""
+RCPT_DISCONNECT = 'if envelope :localpart :is "to" "bye" { ec_disconnect; }\n'
+
+
+def test_gauge_counts_each_session_once_however_it_ends(pol_factory):
+    """Sessions closed by the client in the middle of a tarpit (FIN and RST),
+    refused at connect, disconnected by the policy, or ended by QUIT: each
+    leaves the live gauge exactly once."""
+    import socket
+    import struct
+    srv = pol_factory(scripts={"connect_phase1": GAUGE_SCRIPT, "rcptto_phase1": RCPT_DISCONNECT})
+    hdr = lambda src, i: proxy_v1(src, "198.51.100.1", 7000 + i, 25)  # noqa: E731
+    socks = []
+    try:
+        socks, _ = pol.open_many("127.0.0.1", srv.proxy_port, 3,
+                                 header=lambda i: hdr("192.0.2.10", i))
+        # two tarpitted sessions, one closed with FIN, one with RST
+        for k, rst in enumerate((False, True)):
+            s = socket.create_connection(("127.0.0.1", srv.proxy_port), timeout=5)
+            s.sendall(hdr("192.0.2.10", 10 + k))
+            for _ in range(50):
+                if pol.summary(srv.ctl("summary")).get("tarpitted") == 1:
+                    break
+                time.sleep(0.05)
+            assert srv.live("192.0.2.10") == 4
+            if rst:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            assert srv.wait_live("192.0.2.10", 3, timeout=5) == 3, f"rst={rst}"
+            assert pol.summary(srv.ctl("summary")).get("tarpitted") == 0
+        # refused at connect
+        with srv.connect_proxy(hdr("192.0.2.66", 20), banner=False) as c:
+            assert c.reply()[0] == 550
+            assert c.closed_within(3)
+        # disconnected by the policy at RCPT
+        with srv.connect_proxy(hdr("192.0.2.67", 21)) as c:
+            c.ehlo()
+            c.expect("MAIL FROM:<a@example.test>", 250)
+            assert c.cmd("RCPT TO:<bye@example.test>")[0] == 421
+            assert c.closed_within(3)
+        # QUIT
+        with srv.connect_proxy(hdr("192.0.2.68", 22)) as c:
+            c.expect("QUIT", 221)
+        assert srv.wait_live("192.0.2.64/26", 0) == 0
+        assert srv.live("192.0.2.0/24") == 3
+    finally:
+        pol.close_all(socks)
+    assert srv.wait_live("0.0.0.0/0", 0) == 0
+    assert pol.summary(srv.ctl("summary")).get("sessions") == 0

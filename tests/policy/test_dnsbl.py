@@ -105,3 +105,31 @@ def test_lookup_that_times_out_answers_empty(dns_world):
             f"a lookup with dns_timeout = {DNS_TIMEOUT} ended after {waited:.2f}s")
         # and the session goes on
         c.expect("NOOP", 250)
+
+
+def test_client_gone_during_a_lookup_and_reload_during_a_lookup(dns_world):
+    """A session that closes while its script waits for DNS, and a reload
+    while another waits: the waiting run keeps the scripts it started with,
+    the server neither crashes nor leaks a gauge entry."""
+    srv, up = dns_world
+    gone = Smtp("127.0.0.1", srv.port, source="127.0.0.5", timeout=10)
+    assert gone.banner[0] == 220
+    gone.send("EHLO never.slow.test\r\n")
+    with Smtp("127.0.0.1", srv.port, source="127.0.0.6", timeout=10) as waiting:
+        assert waiting.banner[0] == 220
+        waiting.send("EHLO delay.slow.test\r\n")
+        for _ in range(100):
+            names = [n for _, n in up.queries]
+            if "never.slow.test" in names and "delay.slow.test" in names:
+                break
+            time.sleep(0.02)
+        gone.close()
+        assert "reloaded" in srv.ctl("sieve", "reload")
+        assert waiting.reply() == (550, ["5.7.1 slow answered [127.0.0.9]"])
+        waiting.expect("NOOP", 250)
+    # let the abandoned lookup time out inside the server
+    time.sleep(DNS_TIMEOUT * 1.6)
+    assert srv.wait_live("127.0.0.0/8", 0) == 0
+    with Smtp("127.0.0.1", srv.port, source="127.0.0.3", timeout=10) as c:
+        c.ehlo()
+    assert srv.running()

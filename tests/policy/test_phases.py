@@ -544,3 +544,26 @@ def test_receptions_and_rejections_reach_the_monitors(pol_factory):
     # the "report" refusal is a rejection too: 2 now
     for want in ("Connections 600/0: 2", "Receptions 600/0: 1", "Rejections 600/0: 2"):
         assert want in show.splitlines(), f"{want!r} not in:\n{show}"
+
+
+PIPELINE_RCPT = """\
+if envelope :localpart :is "to" "slow" { ec_tarpit 1; }
+if envelope :localpart :is "to" "nobody" { reject "no such user"; }
+"""
+
+
+def test_pipelined_batch_answered_in_order_across_tarpit_and_reject(pol_factory):
+    srv = pol_factory(scripts={"rcptto_phase1": PIPELINE_RCPT})
+    with Smtp("127.0.0.1", srv.port, timeout=15) as c:
+        caps, _ = c.ehlo()
+        assert "PIPELINING" in caps
+        t0 = time.monotonic()
+        c.send("MAIL FROM:<a@example.test>\r\nRCPT TO:<slow@example.test>\r\n"
+               "RCPT TO:<nobody@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
+        codes = [c.reply()[0] for _ in range(5)]
+        assert codes == [250, 250, 550, 250, 354], codes
+        assert time.monotonic() - t0 >= 0.9
+        c.send(make_message()[1] + b".\r\n")
+        assert c.reply()[0] == 250
+    raws = srv.wait_messages("slow@example.test", 1)
+    assert len(raws) == 1 and len(srv.wait_messages(RCPT, 1)) == 1
