@@ -122,8 +122,10 @@ struct dns_resolver *dns_resolver_create(struct event_base *base, const char *se
 	opts.sock_state_cb_data = r;
 	if (timeout == 0)
 		timeout = 5;
-	opts.tries = 2;
-	opts.timeout = (int)(timeout * 1000 / 2);
+	/* One try of the whole timeout: c-ares doubles the timeout on each
+	 * retry to the same server, so tries = 2 would take 1.5 x timeout. */
+	opts.tries = 1;
+	opts.timeout = (int)(timeout * 1000);
 	/* No search domains and no /etc/hosts: a DNSBL name is asked as written. */
 	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
 	rc = ares_init_options(&r->channel, &opts, optmask);

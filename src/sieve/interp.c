@@ -171,8 +171,15 @@ static int part_text(struct sieve_run *r, const struct sieve_part *p, struct sie
 	}
 	if (!v)
 		v = "";
-	out->p = v;
-	out->n = strlen(v);
+	/* A callback's string lives only until the next callback (sieve.h), and
+	 * a template may call several before it joins the parts: keep a copy. */
+	size_t n = strlen(v);
+	char *copy = sieve_arena_alloc(&r->arena, n + 1);
+	if (!copy)
+		return oom(r);
+	memcpy(copy, v, n + 1);
+	out->p = copy;
+	out->n = n;
 	return 0;
 }
 

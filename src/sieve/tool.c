@@ -275,11 +275,14 @@ static bool fx_window(void *ud, enum sieve_window_counter counter,
 	struct sieve_fixture *fx = ud;
 	static const char *const names[] = {"", "connections", "receptions", "rejections"};
 	char key[128];
+	/* No MASK means the whole address (inbound-audit.md section 3), as in
+	 * the server: /32 for an IPv4 client, /128 for IPv6. */
+	int mask = q->mask >= 0 ? q->mask : fx->client.family == IP_V6 ? 128 : 32;
 	if (q->hash_form)
 		snprintf(key, sizeof(key), "%s %u,%u %u-%u /%d", names[counter], q->window, q->count,
-		         q->period_start, q->period_end, q->mask);
+		         q->period_start, q->period_end, mask);
 	else
-		snprintf(key, sizeof(key), "%s %u /%d", names[counter], q->index, q->mask);
+		snprintf(key, sizeof(key), "%s %u /%d", names[counter], q->index, mask);
 	const char *v = kv_get(fx->window, fx->nwindow, key, 0);
 	if (!v) {
 		snprintf(err, errlen, "no monitor for \"%s\"", key);

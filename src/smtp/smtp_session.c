@@ -142,6 +142,7 @@ struct smtp_session {
 	bool esmtp, tls, proxied, early_talker, in_audit, waiting, in_process;
 	bool skip_line, chunk_last, lost;
 	bool out_blocked;           /* a client that pipelines without reading */
+	bool in_tarpit;             /* counted in stats.tarpitted_now */
 	/* Short HELO names live here, not in a malloc of their own: allocated
 	 * right after the read buffer is freed, a small block would split that
 	 * hole and pin it (about 1 KiB per session, measured). */
@@ -388,14 +389,20 @@ static void reply_verdict(struct smtp_session *s, const struct smtp_verdict *v)
 		         v->code >= 400 ? "7.1" : "0.0");
 		status = st;
 	}
+	/* A text ends with the newline of its last line (a Sieve "text:"
+	 * string always does): that ends the reply, it opens no empty line. */
+	size_t tl = strlen(text);
+	while (tl > 0 && (text[tl - 1] == '\n' || text[tl - 1] == '\r'))
+		tl--;
 	for (;;) {
-		const char *nl = strchr(text, '\n');
-		int n = nl ? (int)(nl - text) : (int)strlen(text);
+		const char *nl = memchr(text, '\n', tl);
+		int n = nl ? (int)(nl - text) : (int)tl;
 		if (n > 0 && text[n - 1] == '\r')
 			n--;
 		reply(s, "%u%c%s %.*s", v->code, nl ? '-' : ' ', status, n, text);
 		if (!nl)
 			break;
+		tl -= (size_t)(nl + 1 - text);
 		text = nl + 1;
 	}
 }
@@ -416,6 +423,7 @@ static void policy_done(struct smtp_session *s, struct smtp_verdict *v)
 	if (s->pending->v.tarpit > 0) {
 		s->srv->stats.tarpitted_now++;
 		s->srv->stats.tarpits++;
+		s->in_tarpit = true;
 		arm_timer(s, TIMER_TARPIT, s->pending->v.tarpit * 1000u);
 		return;
 	}
@@ -1573,6 +1581,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case TIMER_TARPIT:
 		s->timer_kind = TIMER_NONE;
 		s->srv->stats.tarpitted_now--;
+		s->in_tarpit = false;
 		s->pending->v.tarpit = 0;
 		phase_finish(s);
 		return;
@@ -1724,7 +1733,7 @@ static void session_free(struct smtp_session *s)
 	struct smtp_server *srv = s->srv;
 	char c[IP_ADDR_TEXT_MAX];
 
-	if (s->timer_kind == TIMER_TARPIT)
+	if (s->in_tarpit)
 		srv->stats.tarpitted_now--;
 	smtp_policy_cancel(s);
 	pending_free(s);
