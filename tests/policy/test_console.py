@@ -119,3 +119,25 @@ def test_reload_keeps_sessions_and_counters(pol_factory):
         assert srv.live("127.0.0.1") == 1
         c.ehlo()
     assert srv.wait_live("127.0.0.1", 0) == 0
+
+
+COUNTER_SCRIPT = """\
+ec_inc_counter "seen mail";
+if envelope :localpart :is "from" "x" { reject "x"; }
+if envelope :localpart :is "from" "t" { ec_action 451 "4.7.1 later"; }
+ec_keep "kept";
+"""
+
+
+def test_sieve_stats_counter_names_and_classes(pol_factory):
+    srv = pol_factory(scripts={"mailfrom_phase1": COUNTER_SCRIPT})
+    with Smtp("127.0.0.1", srv.port, timeout=10) as c:
+        c.ehlo()
+        for local, code in (("x", 550), ("t", 451), ("a", 250), ("b", 250)):
+            assert c.cmd(f"MAIL FROM:<{local}@example.test>")[0] == code
+            c.expect("RSET", 250)
+    st = pol.stats(srv.ctl("sieve", "stats"))
+    assert st == {"mailfrom:seen mail (informational)": 4,
+                  "mailfrom:mailfrom_phase1.sieve:2 (5xx)": 1,
+                  "mailfrom:mailfrom_phase1.sieve:3 (4xx)": 1,
+                  "mailfrom:kept (informational)": 2}, st

@@ -567,3 +567,32 @@ def test_pipelined_batch_answered_in_order_across_tarpit_and_reject(pol_factory)
         assert c.reply()[0] == 250
     raws = srv.wait_messages("slow@example.test", 1)
     assert len(raws) == 1 and len(srv.wait_messages(RCPT, 1)) == 1
+
+
+LISTENER_SCRIPT = """\
+($svc) = audit_connections_on_service;
+($lst) = audit_connections_on_listener "/32";
+($smtp8) = audit_service "SMTP" "127.0.0.0/8";
+reject "svc=${svc} lst=${lst} smtp8=${smtp8}";
+"""
+
+
+def test_service_and_listener_counts(pol_factory):
+    from mx import proxy_v2
+    srv = pol_factory(scripts={"mailfrom_phase1": LISTENER_SCRIPT})
+    a = Smtp("127.0.0.1", srv.port, timeout=10)
+    b = Smtp("127.0.0.1", srv.port, timeout=10)
+    # PROXY v2 LOCAL: the real peer, 127.0.0.1, on the other listener
+    p = srv.connect_proxy(proxy_v2(local=True), timeout=10)
+    v6 = Smtp("::1", srv.port6, timeout=10)
+    try:
+        for c in (a, p, v6):
+            c.cmd("EHLO client.test")
+        expect_reply(a.cmd("MAIL FROM:<a@example.test>"), 550, "5.7.1 svc=3 lst=2 smtp8=3")
+        expect_reply(p.cmd("MAIL FROM:<a@example.test>"), 550, "5.7.1 svc=3 lst=1 smtp8=3")
+        # ::1 is alone at its address and on its listener ([::1]:port); an
+        # explicit IPv4 block counts IPv4 sessions whoever asks
+        expect_reply(v6.cmd("MAIL FROM:<a@example.test>"), 550, "5.7.1 svc=1 lst=1 smtp8=3")
+    finally:
+        for c in (a, b, p, v6):
+            c.close()
