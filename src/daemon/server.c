@@ -248,6 +248,23 @@ int mx_server_reload(struct mx_server *srv, char **errors)
 	return 0;
 }
 
+/* One log line per error of a failed reload, then the verdict. */
+static void log_reload_failure(const struct mx_server *srv, const char *errors)
+{
+	const char *p = errors ? errors : "";
+
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		char q[1024];
+		if (n)
+			log_event(LOG_ERR, "reload_error", "error=%s", log_quote(p, n, q, sizeof q));
+		p += n + (nl ? 1 : 0);
+	}
+	log_event(LOG_ERR, "reload", "config=%s result=failed note=\"keeping the old configuration\"",
+	          srv->config_path);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct mx_server *srv = arg;
@@ -262,17 +279,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	if (sig == SIGHUP) {
 		char *errors = NULL;
-		if (mx_server_reload(srv, &errors) < 0) {
-			char *save = NULL;
-			for (char *line = strtok_r(errors, "\n", &save); line;
-			     line = strtok_r(NULL, "\n", &save)) {
-				char q[1024];
-				log_event(LOG_ERR, "reload_error", "error=%s",
-				          log_quote(line, strlen(line), q, sizeof q));
-			}
-			log_event(LOG_ERR, "reload", "config=%s result=failed note=\"keeping the old configuration\"",
-			          srv->config_path);
-		}
+		if (mx_server_reload(srv, &errors) < 0)
+			log_reload_failure(srv, errors);
 		free(errors);
 		return;
 	}
@@ -295,6 +303,7 @@ static char *ctl_reload(void *arg, int argc, char **argv)
 	(void)argv;
 	if (mx_server_reload(arg, &errors) == 0)
 		return strdup("reloaded");
+	log_reload_failure(arg, errors);
 	size_t n = strlen(errors) + 32;
 	char *out = malloc(n);
 	if (out)
