@@ -7,6 +7,7 @@
 #   make check      build, then run the whole suite (pytest drives it all)
 #   make run        build and run on examples/mxsieve.conf (foreground)
 #   make SAN=1      build with ASan+UBSan into build-san/
+#   make check-san  the suite against that build (CI runs check, then this)
 #   make fuzz       build the fuzz targets with clang into build-fuzz/ (FB=dir to change)
 
 CC      ?= cc
@@ -39,7 +40,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCH_SRC := $(wildcard bench/*_bench.c)
 BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all check run clean fuzz bench
+.PHONY: all check check-san run clean fuzz bench
 all: $(B)/mxsieve $(UNIT_BIN) $(BENCH_BIN)
 
 $(B)/obj/%.o: src/%.c
@@ -65,6 +66,14 @@ $(B)/bench/%: bench/%.c $(B)/libmx.a
 # against the real daemon, all collected by pytest (Debian's, hence the path).
 check: all
 	MXSIEVE_BUILD=$(abspath $(B)) /usr/bin/python3 -m pytest -q tests
+
+# The suite again under ASan+UBSan, as CI runs it. The fuzz smoke run is left
+# out (its targets are sanitized builds already), and so is the benchmark
+# smoke run (a benchmark under sanitizers measures nothing).
+check-san:
+	$(MAKE) SAN=1 all
+	MXSIEVE_BUILD=$(abspath build-san) /usr/bin/python3 -m pytest -q tests \
+		--ignore=tests/test_fuzz_smoke.py --ignore=tests/test_bench_smoke.py
 
 run: $(B)/mxsieve
 	$(B)/mxsieve -c examples/mxsieve.conf
