@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -66,7 +67,10 @@ def test_valgrind_smoke(tmp_path):
         srv.start()
         # plain (the tarpit delays each banner by about 1 s if the policy runs)
         msgid, data = make_message(subject="plain")
+        t0 = time.monotonic()
         with srv.connect(timeout=30) as c:
+            banner_wait = time.monotonic() - t0
+            assert banner_wait >= 0.9, f"banner after {banner_wait:.2f}s: the tarpit did not run"
             c.ehlo()
             c.send_message("a@example.test", ["vg@example.test"], data)
             code, _ = c.cmd("VRFY root")
