@@ -547,3 +547,46 @@ def test_endless_line_without_crlf_is_bounded(mx, where):
     with mx.connect() as c:
         c.expect("NOOP", 250)
     assert mx.new_files("endless@example.test") == []
+
+
+def test_slowloris_from_one_address_is_cut_by_policy(mx_factory, tmp_path):
+    """The remedy for the Service_Sessions exhaustion: a connect-phase
+    policy that disconnects an address holding more than 20 sessions. 400
+    slow connections from 127.0.0.1 against Service_Sessions = 300: the
+    server keeps at most about 20 of them, and a client from 127.0.0.2 is
+    served at once."""
+    policy = tmp_path / "connect.sieve"
+    policy.write_text(
+        '($n) = audit_connections_on_service "/32";\n'
+        'if ec_test :value "gt" :comparator "i;ascii-numeric" "${n}" "20" {\n'
+        '  ec_disconnect 421 "4.7.0 too many connections from you";\n'
+        '}\n')
+    mx = mx_factory(options={"Service_Sessions": 300, "Log_Level": "warning"},
+                    extra=f'sieve "default" {{ script connect_phase1 {{ source = "{policy}" }} }}')
+    socks, closed = [], 0
+    try:
+        for _ in range(400):
+            s = socket.create_connection(("127.0.0.1", mx.port), timeout=5 * SLOW)
+            socks.append(s)
+        time.sleep(0.5 * SLOW)
+        for s in socks:
+            s.settimeout(2 * SLOW)
+            try:
+                data = s.recv(512)
+                if data.startswith(b"421") or data == b"":
+                    closed += 1
+            except (socket.timeout, OSError):
+                pass
+        t0 = time.monotonic()
+        _, data = make_message()
+        with mx.connect(source="127.0.0.2") as c:
+            waited = time.monotonic() - t0
+            c.ehlo()
+            c.send_message("a@example.test", [GOOD_RCPT], data)
+    finally:
+        for s in socks:
+            s.close()
+    print(f"\nslowloris from one address: {closed} of 400 refused by the policy, "
+          f"other client's banner after {waited * 1000:.1f} ms")
+    assert closed >= 370, f"only {closed} of 400 connections from one address were cut"
+    assert waited < 1.0 * SLOW
