@@ -6,7 +6,6 @@ The e2e conftest is loaded under its own module name so that both folders'
 conftest.py files can live in one pytest run.
 """
 import importlib.util
-import os
 import pathlib
 import sys
 
@@ -14,7 +13,7 @@ E2E = pathlib.Path(__file__).resolve().parent.parent / "e2e"
 if str(E2E) not in sys.path:
     sys.path.insert(0, str(E2E))
 
-import mx as harness  # noqa: E402  (tests/e2e/mx.py)
+import mx  # noqa: E402,F401  (tests/e2e/mx.py, importable from here on)
 
 _spec = importlib.util.spec_from_file_location("mxsieve_e2e_conftest", E2E / "conftest.py")
 _e2e = importlib.util.module_from_spec(_spec)

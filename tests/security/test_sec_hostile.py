@@ -19,7 +19,6 @@ STARTTLS.
 """
 import random
 import resource
-import selectors
 import socket
 import subprocess
 import ssl

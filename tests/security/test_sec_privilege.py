@@ -15,7 +15,6 @@ and file ownership; this adds threads, groups, capabilities and the console.
 """
 import os
 import pwd
-import socket
 import subprocess
 import time
 
