@@ -13,7 +13,7 @@ E2E = pathlib.Path(__file__).resolve().parent.parent / "e2e"
 if str(E2E) not in sys.path:
     sys.path.insert(0, str(E2E))
 
-import mx  # noqa: E402,F401  (tests/e2e/mx.py, importable from here on)
+import mx as _harness  # noqa: E402,F401  (tests/e2e/mx.py: imported once here, so test modules can `from mx import ...`)
 
 _spec = importlib.util.spec_from_file_location("mxsieve_e2e_conftest", E2E / "conftest.py")
 _e2e = importlib.util.module_from_spec(_spec)
