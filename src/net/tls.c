@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "conf/config.h"
+#include "util/fsutil.h"
 
 static void ssl_error(char *err, size_t errlen, const char *what)
 {
@@ -38,25 +39,6 @@ void net_tls_paths(const struct mx_config *cfg, char *cert, char *key, size_t le
 		snprintf(cert, len, "%s/selfsigned.crt", dir);
 		snprintf(key, len, "%s/selfsigned.key", dir);
 	}
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-
-	if (n >= sizeof tmp)
-		return -1;
-	memcpy(tmp, path, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* Write a PEM object through a temporary file, fsync, rename. */
@@ -139,7 +121,7 @@ int net_tls_prepare(const struct mx_config *cfg, char *err, size_t errlen)
 	if (stat(cert, &st) == 0 && stat(key, &st) == 0)
 		return 0;
 	const char *dir = cfg->tls_dir ? cfg->tls_dir : "var/tls";
-	if (mkdir_p(dir, 0700) < 0) {
+	if (mx_mkdir_p(dir, 0700) < 0) {
 		snprintf(err, errlen, "TLS_Dir %s: %s", dir, strerror(errno));
 		return -1;
 	}
