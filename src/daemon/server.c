@@ -437,7 +437,18 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		mx_config_free(cfg);
 		return -1;
 	}
-	srv->base = event_base_new();
+	/* EPOLL_USE_CHANGELIST: libevent coalesces the add/del of one fd within
+	 * a loop iteration into at most one epoll_ctl (a bufferevent write
+	 * enables then disables EV_WRITE per reply: 16 epoll_ctl per message
+	 * measured without it). Safe here: no fd is dup()ed while watched. */
+	struct event_config *ecfg = event_config_new();
+	if (ecfg) {
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		srv->base = event_base_new_with_config(ecfg);
+		event_config_free(ecfg);
+	}
+	if (!srv->base)
+		srv->base = event_base_new();
 	srv->smtp.base = srv->base;
 	srv->smtp.on_drained = on_drained;
 	srv->smtp.cfg = smtp_cfgref_new(cfg);

@@ -3,8 +3,16 @@
  * worker threads; completions come back to the event loop through a pipe.
  *
  * Threads. The loop thread submits jobs to one queue (mutex + condvar).
- * Each worker takes every waiting job at once (up to DELIVER_BATCH_MAX) and
- * treats them as one batch. Finished jobs go to a done list; the worker that
+ * Relay: each worker takes every waiting job at once (up to
+ * DELIVER_BATCH_MAX) and treats them as one batch. Maildir with two or more
+ * threads: group commit that really groups. Writer threads take jobs as they
+ * arrive and do step 1 below (files in tmp/, still open); ONE committer
+ * takes everything written so far and runs steps 2-5 for all of it as one
+ * round; whatever is written while a round syncs waits for the next round,
+ * so the batch grows with the load instead of being split between threads
+ * (before: two symmetric workers, 4,586 fsync + 1,660 syncfs for 10,000
+ * messages). With one thread it writes then commits what it took. Finished
+ * jobs go to a done list; the worker that
  * makes that list non-empty writes one byte to a self-pipe, and a libevent
  * read event on the pipe runs the `done` callbacks on the loop thread. A pipe
  * rather than event_active() from the worker, so this does not depend on the
@@ -66,6 +74,9 @@
 #define DELIVER_BATCH_MAX 256
 /* From this many jobs in a batch, one syncfs() beats one fsync() per file. */
 #define DELIVER_SYNCFS_MIN 4
+/* Written files waiting for a commit round: the writer stops taking jobs
+ * above this (each holds an open descriptor until synced). */
+#define DELIVER_WRITTEN_MAX 1024
 /* Timeouts towards the downstream MTA, seconds: shorter than RFC 5321
  * §4.5.3.2 (5/5/3/10 minutes) because a client is waiting for our reply. */
 #define RELAY_CONNECT_TIMEOUT 20
@@ -79,6 +90,8 @@ struct relay_conn {
 	char buf[8192];         /* reply bytes read but not consumed */
 	size_t len;
 };
+
+struct job_work;
 
 struct worker {
 	struct deliver *d;
@@ -99,8 +112,12 @@ struct deliver {
 	char unique_host[256];  /* hostname with '/' and ':' escaped */
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;      /* queue non-empty, stopping, room under the cap */
+	pthread_cond_t ccv;     /* written non-empty, or a writer ended */
 	struct deliver_job *queue, **queue_tail;
+	struct job_work *written, **written_tail; /* Maildir: in tmp/, not yet synced */
+	size_t nwritten;
+	unsigned writers_left;  /* Maildir writer threads still running */
 	struct deliver_job *done, **done_tail;
 	bool stopping;
 
@@ -336,6 +353,9 @@ struct job_work {
 	size_t nfiles;
 	int fd;          /* the written file, open until fsynced */
 	bool failed;
+	bool has_dev;    /* dev is known (fstat of fd worked) */
+	dev_t dev;       /* filesystem of the written file */
+	struct job_work *next; /* written, waiting for a commit round */
 };
 
 /* Undo everything this job made (all-or-nothing). */
@@ -467,19 +487,40 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void batch_maildir(struct deliver *d, struct deliver_job *jobs)
+/* Phase 1 for one job, on a writer thread: the files in tmp/, still open. */
+static struct job_work *work_write(struct deliver *d, struct deliver_job *j)
 {
-	size_t n = 0;
-	for (struct deliver_job *j = jobs; j; j = j->next)
-		n++;
-	struct job_work *w = xcalloc(n, sizeof *w);
-	size_t i = 0;
-	for (struct deliver_job *j = jobs; j; j = j->next, i++) {
-		w[i].job = j;
-		j->status = DELIVER_OK;
-		j->detail[0] = '\0';
-		job_write(d, &w[i]);
+	struct job_work *w = xcalloc(1, sizeof *w);
+	w->job = j;
+	j->status = DELIVER_OK;
+	j->detail[0] = '\0';
+	job_write(d, w);
+	if (!w->failed && d->fsync) {
+		struct stat st;
+		w->has_dev = fstat(w->fd, &st) == 0;
+		w->dev = st.st_dev;
 	}
+	return w;
+}
+
+static void work_free(struct job_work *w)
+{
+	for (size_t k = 0; k < w->nfiles; k++) {
+		free(w->files[k].mbox);
+		free(w->files[k].tmp);
+		free(w->files[k].new_);
+	}
+	free(w->files);
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w);
+}
+
+/* Phases 2-4 for every job of one commit round (the committer thread):
+ * the files durable, renamed into new/, the new/ directories durable. */
+static void commit_maildir(struct deliver *d, struct job_work **w, size_t n)
+{
+	size_t i;
 	/* 2: make every written file durable. A big batch on one filesystem
 	 * uses syncfs(): one journal commit instead of one fsync per file
 	 * (measured in bench/deliver_bench.c); otherwise fsync each file. */
@@ -490,65 +531,64 @@ static void batch_maildir(struct deliver *d, struct deliver_job *jobs)
 		dev_t dev = 0;
 		bool one_dev = true;
 		for (i = 0; i < n; i++) {
-			struct stat st;
-			if (w[i].failed)
+			if (w[i]->failed)
 				continue;
-			if (fstat(w[i].fd, &st) != 0) {
+			if (!w[i]->has_dev) {
 				one_dev = false;
 				break;
 			}
 			if (live++ == 0) {
-				dev = st.st_dev;
-				sync_fd = w[i].fd;
-			} else if (st.st_dev != dev) {
+				dev = w[i]->dev;
+				sync_fd = w[i]->fd;
+			} else if (w[i]->dev != dev) {
 				one_dev = false;
 			}
 		}
 		use_syncfs = one_dev && live >= DELIVER_SYNCFS_MIN && syncfs(sync_fd) == 0;
 	}
 	for (i = 0; i < n; i++) {
-		if (w[i].failed)
+		if (w[i]->failed)
 			continue;
-		if (d->fsync && !use_syncfs && fsync(w[i].fd) != 0) {
-			job_fail(&w[i], "fsync", w[i].files[0].tmp, errno);
-			continue;
-		}
-		if (close(w[i].fd) != 0) {
-			w[i].fd = -1;
-			job_fail(&w[i], "close", w[i].files[0].tmp, errno);
+		if (d->fsync && !use_syncfs && fsync(w[i]->fd) != 0) {
+			job_fail(w[i], "fsync", w[i]->files[0].tmp, errno);
 			continue;
 		}
-		w[i].fd = -1;
+		if (close(w[i]->fd) != 0) {
+			w[i]->fd = -1;
+			job_fail(w[i], "close", w[i]->files[0].tmp, errno);
+			continue;
+		}
+		w[i]->fd = -1;
 	}
 	/* 3: rename into new/ */
 	size_t ndirs = 0;
 	for (i = 0; i < n; i++) {
-		if (w[i].failed)
+		if (w[i]->failed)
 			continue;
-		for (size_t k = 0; k < w[i].nfiles; k++) {
-			struct mbox_file *f = &w[i].files[k];
+		for (size_t k = 0; k < w[i]->nfiles; k++) {
+			struct mbox_file *f = &w[i]->files[k];
 			if (rename(f->tmp, f->new_) != 0) {
-				job_fail(&w[i], "rename", f->tmp, errno);
+				job_fail(w[i], "rename", f->tmp, errno);
 				break;
 			}
 			f->in_tmp = false;
 			f->in_new = true;
 		}
-		if (!w[i].failed)
-			ndirs += w[i].nfiles;
+		if (!w[i]->failed)
+			ndirs += w[i]->nfiles;
 	}
 	/* 4: fsync each touched new/ once (or one more syncfs for them all) */
 	if (use_syncfs && ndirs > 0) {
 		char path[PATH_MAX];
-		for (i = 0; i < n && w[i].failed; i++)
+		for (i = 0; i < n && w[i]->failed; i++)
 			;
-		snprintf(path, sizeof path, "%s/new", w[i].files[0].mbox);
+		snprintf(path, sizeof path, "%s/new", w[i]->files[0].mbox);
 		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0 || syncfs(fd) != 0) {
 			int e = errno;
 			for (i = 0; i < n; i++)
-				if (!w[i].failed)
-					job_fail(&w[i], "syncfs", path, e);
+				if (!w[i]->failed)
+					job_fail(w[i], "syncfs", path, e);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -556,9 +596,9 @@ static void batch_maildir(struct deliver *d, struct deliver_job *jobs)
 		char **dirs = xcalloc(ndirs, sizeof *dirs);
 		size_t nd = 0;
 		for (i = 0; i < n; i++)
-			if (!w[i].failed)
-				for (size_t k = 0; k < w[i].nfiles; k++)
-					dirs[nd++] = w[i].files[k].mbox;
+			if (!w[i]->failed)
+				for (size_t k = 0; k < w[i]->nfiles; k++)
+					dirs[nd++] = w[i]->files[k].mbox;
 		qsort(dirs, nd, sizeof *dirs, cmp_str);
 		char path[PATH_MAX];
 		for (size_t k = 0; k < nd; k++) {
@@ -570,28 +610,17 @@ static void batch_maildir(struct deliver *d, struct deliver_job *jobs)
 			int e = errno;
 			/* every job with a file there is in doubt: fail it */
 			for (i = 0; i < n; i++) {
-				if (w[i].failed)
+				if (w[i]->failed)
 					continue;
-				for (size_t m = 0; m < w[i].nfiles; m++)
-					if (strcmp(w[i].files[m].mbox, dirs[k]) == 0) {
-						job_fail(&w[i], "fsync", path, e);
+				for (size_t m = 0; m < w[i]->nfiles; m++)
+					if (strcmp(w[i]->files[m].mbox, dirs[k]) == 0) {
+						job_fail(w[i], "fsync", path, e);
 						break;
 					}
 			}
 		}
 		free(dirs);
 	}
-	for (i = 0; i < n; i++) {
-		for (size_t k = 0; k < w[i].nfiles; k++) {
-			free(w[i].files[k].mbox);
-			free(w[i].files[k].tmp);
-			free(w[i].files[k].new_);
-		}
-		free(w[i].files);
-		if (w[i].fd >= 0)
-			close(w[i].fd);
-	}
-	free(w);
 }
 
 /* ---- relay ---- */
@@ -904,11 +933,162 @@ static void batch_relay(struct deliver *d, struct worker *wk, struct deliver_job
 
 /* ---- threads and completions ---- */
 
+/* Hand finished jobs to the loop thread: one pipe byte when the done list
+ * was empty (the loop drains the whole list per wake-up). */
+static void post_done(struct deliver *d, struct deliver_job *first, struct deliver_job *last)
+{
+	pthread_mutex_lock(&d->mu);
+	bool was_empty = d->done == NULL;
+	*d->done_tail = first;
+	d->done_tail = &last->next;
+	pthread_mutex_unlock(&d->mu);
+	if (was_empty) {
+		char c = 1;
+		while (write(d->pipe_wr, &c, 1) < 0 && errno == EINTR)
+			;
+		/* EAGAIN: the pipe already holds a wake-up; that is enough */
+	}
+}
+
+/* Take every waiting job, up to the batch cap (mu held, queue non-empty);
+ * returns the first, *lastp the last, *np how many. */
+static struct deliver_job *take_queue(struct deliver *d, struct deliver_job **lastp, size_t *np)
+{
+	struct deliver_job *batch = d->queue, *last = batch;
+	size_t n = 1;
+	while (last->next && n < DELIVER_BATCH_MAX) {
+		last = last->next;
+		n++;
+	}
+	d->queue = last->next;
+	if (d->queue == NULL)
+		d->queue_tail = &d->queue;
+	last->next = NULL;
+	*lastp = last;
+	*np = n;
+	return batch;
+}
+
+/* Commit a list of written jobs as one round and post their completions. */
+static void commit_list(struct deliver *d, struct job_work *list, size_t n)
+{
+	struct job_work **arr = xcalloc(n, sizeof *arr);
+	size_t i = 0;
+	for (struct job_work *w = list; w && i < n; w = w->next)
+		arr[i++] = w;
+	commit_maildir(d, arr, i);
+	for (size_t k = 0; k + 1 < i; k++)
+		arr[k]->job->next = arr[k + 1]->job;
+	arr[i - 1]->job->next = NULL;
+	struct deliver_job *first = arr[0]->job, *last = arr[i - 1]->job;
+	for (size_t k = 0; k < i; k++)
+		work_free(arr[k]);
+	free(arr);
+	post_done(d, first, last);
+}
+
+/* Maildir writer: takes jobs as they arrive and writes them into tmp/, so
+ * that the writing overlaps the committer's sync round. */
+static void maildir_writer(struct deliver *d)
+{
+	for (;;) {
+		pthread_mutex_lock(&d->mu);
+		while (!d->stopping &&
+		       (d->queue == NULL || d->nwritten >= DELIVER_WRITTEN_MAX))
+			pthread_cond_wait(&d->cv, &d->mu);
+		if (d->queue == NULL) {
+			d->writers_left--;
+			pthread_cond_signal(&d->ccv);
+			pthread_mutex_unlock(&d->mu);
+			return;
+		}
+		struct deliver_job *last;
+		size_t n;
+		struct deliver_job *batch = take_queue(d, &last, &n);
+		pthread_mutex_unlock(&d->mu);
+
+		struct job_work *head = NULL, **tail = &head;
+		for (struct deliver_job *j = batch, *next; j; j = next) {
+			next = j->next;
+			j->next = NULL;
+			struct job_work *w = work_write(d, j);
+			*tail = w;
+			tail = &w->next;
+		}
+		pthread_mutex_lock(&d->mu);
+		*d->written_tail = head;
+		d->written_tail = tail;
+		d->nwritten += n;
+		pthread_cond_signal(&d->ccv);
+		pthread_mutex_unlock(&d->mu);
+	}
+}
+
+/* Maildir committer: each round takes EVERYTHING written so far and makes
+ * it durable with one sync round; what is written meanwhile waits for the
+ * next round. One committer, so rounds never split the waiting jobs. */
+static void maildir_committer(struct deliver *d)
+{
+	for (;;) {
+		pthread_mutex_lock(&d->mu);
+		while (d->written == NULL && d->writers_left > 0)
+			pthread_cond_wait(&d->ccv, &d->mu);
+		if (d->written == NULL) {
+			pthread_mutex_unlock(&d->mu);
+			return;
+		}
+		struct job_work *list = d->written;
+		size_t n = d->nwritten;
+		d->written = NULL;
+		d->written_tail = &d->written;
+		d->nwritten = 0;
+		pthread_cond_broadcast(&d->cv); /* a writer may wait on the cap */
+		pthread_mutex_unlock(&d->mu);
+		commit_list(d, list, n);
+	}
+}
+
+/* One thread only: take the queue, write it, commit it. */
+static void maildir_alone(struct deliver *d)
+{
+	for (;;) {
+		pthread_mutex_lock(&d->mu);
+		while (d->queue == NULL && !d->stopping)
+			pthread_cond_wait(&d->cv, &d->mu);
+		if (d->queue == NULL) {
+			pthread_mutex_unlock(&d->mu);
+			return;
+		}
+		struct deliver_job *last;
+		size_t n;
+		struct deliver_job *batch = take_queue(d, &last, &n);
+		pthread_mutex_unlock(&d->mu);
+		struct job_work *head = NULL, **tail = &head;
+		for (struct deliver_job *j = batch, *next; j; j = next) {
+			next = j->next;
+			j->next = NULL;
+			struct job_work *w = work_write(d, j);
+			*tail = w;
+			tail = &w->next;
+		}
+		commit_list(d, head, n);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *wk = arg;
 	struct deliver *d = wk->d;
 
+	if (d->mode != MX_DELIVERY_RELAY) {
+		if (d->nworkers == 1)
+			maildir_alone(d);
+		else if (wk == &d->workers[0])
+			maildir_committer(d);
+		else
+			maildir_writer(d);
+		return NULL;
+	}
 	for (;;) {
 		pthread_mutex_lock(&d->mu);
 		while (d->queue == NULL && !d->stopping)
@@ -917,35 +1097,12 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&d->mu);
 			break;
 		}
-		/* take everything waiting, up to the batch cap */
-		struct deliver_job *batch = d->queue, *last = batch;
-		size_t n = 1;
-		while (last->next && n < DELIVER_BATCH_MAX) {
-			last = last->next;
-			n++;
-		}
-		d->queue = last->next;
-		if (d->queue == NULL)
-			d->queue_tail = &d->queue;
-		last->next = NULL;
+		struct deliver_job *last;
+		size_t n;
+		struct deliver_job *batch = take_queue(d, &last, &n);
 		pthread_mutex_unlock(&d->mu);
-
-		if (d->mode == MX_DELIVERY_RELAY)
-			batch_relay(d, wk, batch);
-		else
-			batch_maildir(d, batch);
-
-		pthread_mutex_lock(&d->mu);
-		bool was_empty = d->done == NULL;
-		*d->done_tail = batch;
-		d->done_tail = &last->next;
-		pthread_mutex_unlock(&d->mu);
-		if (was_empty) {
-			char c = 1;
-			while (write(d->pipe_wr, &c, 1) < 0 && errno == EINTR)
-				;
-			/* EAGAIN: the pipe already holds a wake-up; that is enough */
-		}
+		batch_relay(d, wk, batch);
+		post_done(d, batch, last);
 	}
 	relay_quit(&wk->rc);
 	return NULL;
@@ -1029,7 +1186,9 @@ struct deliver *deliver_create(struct event_base *base, const struct mx_config *
 
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
+	pthread_cond_init(&d->ccv, NULL);
 	d->queue_tail = &d->queue;
+	d->written_tail = &d->written;
 	d->done_tail = &d->done;
 	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
 		abort();
@@ -1039,6 +1198,7 @@ struct deliver *deliver_create(struct event_base *base, const struct mx_config *
 	if (d->pipe_ev == NULL || event_add(d->pipe_ev, NULL) != 0)
 		abort();
 	d->nworkers = threads ? threads : 1;
+	d->writers_left = d->nworkers - 1;
 	d->workers = xcalloc(d->nworkers, sizeof *d->workers);
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		d->workers[i].d = d;
@@ -1089,6 +1249,7 @@ void deliver_destroy(struct deliver *d)
 	close(d->pipe_wr);
 	pthread_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cv);
+	pthread_cond_destroy(&d->ccv);
 	free(d->workers);
 	free(d->maildir);
 	free(d->relay_host);
