@@ -163,6 +163,7 @@ static void session_process(struct smtp_session *s);
 static void session_close(struct smtp_session *s);
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
+static void flush_now(struct smtp_session *s);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
 /* ------------------------------------------------------------------ */
@@ -235,6 +236,8 @@ static void reply(struct smtp_session *s, const char *fmt, ...)
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	evbuffer_add(out, "\r\n", 2);
+	if (!s->in_process)
+		flush_now(s);
 }
 
 static void arm_timer(struct smtp_session *s, enum smtp_timer kind, unsigned ms)
@@ -356,6 +359,8 @@ static bool reply_error(struct smtp_session *s, bool refusal, const char *fmt, .
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	evbuffer_add(out, "\r\n", 2);
+	if (!s->in_process)
+		flush_now(s);
 	if (refusal)
 		audit_count(s, AUDIT_REJECTIONS);
 	s->errors++;
@@ -1200,6 +1205,8 @@ static void tls_start(struct smtp_session *s)
 		session_close(s);
 		return;
 	}
+	/* the filter writes through the socket bufferevent: let it */
+	bufferevent_enable(s->bev, EV_WRITE);
 	/* Commands pipelined after STARTTLS are discarded (RFC 3207 §4.2). */
 	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
 	tb = bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -1429,20 +1436,38 @@ static void arm_idle(struct smtp_session *s)
 		arm_timer(s, TIMER_IDLE, t * 1000u);
 }
 
+/* A plain socket (no TLS filter, a real fd): replies leave by a direct
+ * write, and the bufferevent's EV_WRITE is enabled only while some output is
+ * left over (the socket buffer was full, or an error for the bufferevent to
+ * report). A TLS filter or a socket pair keeps EV_WRITE enabled throughout. */
+static bool direct_output(struct smtp_session *s)
+{
+	return bufferevent_get_underlying(s->bev) == NULL && bufferevent_getfd(s->bev) >= 0;
+}
+
 /* Write the replies now instead of on the next write event. This saves a
- * poll round per reply, and frees the output chunk before the next session
+ * poll round and an epoll_ctl pair per reply (EV_WRITE stays off while the
+ * output is empty), and frees the output chunk before the next session
  * allocates anything: otherwise a burst of sessions interleaves short-lived
- * reply chunks with long-lived allocations, and the holes stay resident. */
+ * reply chunks with long-lived allocations, and the holes stay resident.
+ * Called at the end of session_process and by reply() outside it. */
 static void flush_now(struct smtp_session *s)
 {
 	struct evbuffer *out = bufferevent_get_output(s->bev);
-	evutil_socket_t fd;
 
-	if (evbuffer_get_length(out) == 0 || bufferevent_get_underlying(s->bev) ||
-	    (fd = bufferevent_getfd(s->bev)) < 0)
+	if (s->state == SMTP_STATE_DEAD || !direct_output(s))
 		return;
-	/* errors (EAGAIN included) are left to the bufferevent's own write */
-	(void)evbuffer_write(out, fd);
+	/* errors (EAGAIN included) are left to the bufferevent's own write.
+	 * A socket bufferevent keeps the start of its output frozen (only its
+	 * own write may drain it; evbuffer_write fails on a frozen start):
+	 * unfreeze around our write, as its write callback does. */
+	if (evbuffer_get_length(out) > 0) {
+		evbuffer_unfreeze(out, 1);
+		(void)evbuffer_write(out, bufferevent_getfd(s->bev));
+		evbuffer_freeze(out, 1);
+	}
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(s->bev, EV_WRITE);
 }
 
 static void session_process(struct smtp_session *s)
@@ -1508,7 +1533,9 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
-	(void)bev;
+	if (s->state != SMTP_STATE_CLOSING && s->state != SMTP_STATE_DEAD &&
+	    direct_output(s) && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE); /* drained: back to direct writes */
 	if (s->state == SMTP_STATE_CLOSING) {
 		closing_check(s);
 	} else if (s->out_blocked && s->state != SMTP_STATE_DEAD) {
@@ -1682,7 +1709,13 @@ struct smtp_session *smtp_session_start(struct smtp_server *srv, struct bufferev
 	bufferevent_setcb(bev, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(bev, EV_READ, 0, SMTP_READ_HIGH);
 	bufferevent_setwatermark(bev, EV_WRITE, SMTP_WRITE_HIGH / 2, 0);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/* EV_WRITE only when a direct write leaves output over (flush_now) */
+	if (direct_output(s)) {
+		bufferevent_disable(bev, EV_WRITE); /* a new one starts with it on */
+		bufferevent_enable(bev, EV_READ);
+	} else {
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
+	}
 	if (proxy) {
 		s->state = SMTP_STATE_PROXY;
 		arm_timer(s, TIMER_PROXY, ptimeout * 1000u);
