@@ -110,6 +110,7 @@ struct deliver {
 	char *relay_name;       /* "host:port" for messages */
 	char *helo_name;
 	char unique_host[256];  /* hostname with '/' and ':' escaped */
+	long pid;               /* P part of unique names (no fork after start) */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;      /* queue non-empty, stopping, room under the cap */
@@ -421,7 +422,7 @@ static void job_write(struct deliver *d, struct job_work *w)
 			gettimeofday(&tv, NULL);
 			uint_fast64_t q = atomic_fetch_add(&d->counter, 1);
 			snprintf(name, sizeof name, "%lld.M%ldP%ldQ%llu.%s,S=%zu",
-			         (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+			         (long long)tv.tv_sec, (long)tv.tv_usec, d->pid,
 			         (unsigned long long)q, d->unique_host, lf_len);
 			free(f->tmp);
 			free(f->new_);
@@ -1183,6 +1184,7 @@ struct deliver *deliver_create(struct event_base *base, const struct mx_config *
 	}
 	d->unique_host[o] = '\0';
 	atomic_init(&d->counter, 0);
+	d->pid = (long)getpid();
 
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
