@@ -634,8 +634,11 @@ static void buf_add(struct smtp_tx *tx, const char *p, size_t n)
 
 static void make_queue_id(struct smtp_session *s)
 {
+	static unsigned pid; /* loop thread only; the process never forks */
+	if (pid == 0)
+		pid = (unsigned)getpid();
 	snprintf(s->tx->queue_id, sizeof s->tx->queue_id, "%08llX%04X%05llX",
-	         (unsigned long long)time(NULL), (unsigned)getpid() & 0xffff,
+	         (unsigned long long)time(NULL), pid & 0xffff,
 	         (unsigned long long)(++s->srv->seq & 0xfffff));
 }
 
