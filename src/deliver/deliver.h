@@ -8,9 +8,11 @@
  * completion callback then runs on the event-loop thread. Only after the
  * callback says DELIVER_OK may the session answer 250.
  *
- * Group commit: a worker takes every job waiting in the queue at once, writes
- * all the files, then fsyncs them and each touched directory once for the
- * batch, so N sessions finishing DATA together cost about one fsync round.
+ * Group commit (Maildir): writer threads put each message in tmp/ as it
+ * arrives; one committer takes everything written so far and syncs it as
+ * one round (files, renames into new/, each touched new/ once), so N
+ * sessions finishing DATA together cost about one sync round. deliver.c's
+ * header has the exact order and the failure rules.
  */
 #ifndef MX_DELIVER_DELIVER_H
 #define MX_DELIVER_DELIVER_H
