@@ -28,6 +28,7 @@
 #include "policy/policy.h"
 #include "smtp/smtp_session.h"
 #include "util/clock.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 #define MX_DELIVER_THREADS 2
@@ -37,25 +38,6 @@ static void on_accept(struct net_listener *l, int fd, struct sockaddr *sa, int s
 {
 	struct mx_server *srv = arg;
 	smtp_session_accept(&srv->smtp, l, fd, sa, socklen);
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof tmp)
-		return -1;
-	memcpy(tmp, path, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 static struct net_listener *find_listener(struct mx_server *srv, const char *address)
@@ -461,7 +443,7 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		fprintf(stderr, "%s: %s\n", cfg->path, err);
 		return -1;
 	}
-	if (cfg->delivery == MX_DELIVERY_MAILDIR && cfg->maildir && mkdir_p(cfg->maildir, 0755) < 0) {
+	if (cfg->delivery == MX_DELIVERY_MAILDIR && cfg->maildir && mx_mkdir_p(cfg->maildir, 0755) < 0) {
 		fprintf(stderr, "%s: Maildir %s: %s\n", cfg->path, cfg->maildir, strerror(errno));
 		return -1;
 	}
