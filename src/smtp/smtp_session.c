@@ -59,6 +59,8 @@
 #include "util/log.h"
 
 #define SMTP_READ_HIGH (64 * 1024) /* input buffered while a phase waits */
+#define SMTP_READ_CHUNK (16 * 1024) /* one read() on a plain socket */
+#define SMTP_STAGE_MAX (16 * 1024) /* replies of one processing step, shared */
 #define SMTP_DATA_CHUNK 8192       /* partial DATA line handled at once */
 #define SMTP_WRITE_HIGH (32 * 1024) /* replies queued before parsing pauses */
 #define SMTP_LINGER_TICKS 200      /* x 50 ms to flush the last reply */
@@ -122,8 +124,20 @@ struct smtp_session {
 	struct smtp_cfgref *cfg;
 	const struct mx_limits *limits;
 	struct net_listener *listener;
-	struct bufferevent *bev;
+	/* Transport: a plain socket is read and written by the session itself
+	 * (fd, rev, wev, in_p/ibuf, obuf: one read() per readable event, one
+	 * write() per burst of replies); a bufferevent (TLS after STARTTLS, a
+	 * pair in the unit tests) is used through libevent's buffers. */
+	struct bufferevent *bev;    /* NULL on a plain socket */
 	struct event *timer;
+	struct event *rev, *wev;    /* plain socket: readable / writable */
+	const char *in_p;           /* plain: unconsumed input (io_rbuf or ibuf) */
+	char *ibuf;                 /* plain: input kept between reads, or NULL */
+	char *obuf;                 /* plain: output the socket did not take */
+	uint32_t in_n, icap, olen, ocap;
+	int fd;                     /* plain socket; -1 under a bufferevent */
+	uint64_t idle_due;          /* idle deadline (ms); the timer may fire early */
+	uint64_t timer_due;         /* when the armed TIMER_IDLE fires (ms) */
 	struct smtp_tx *tx;
 	struct smtp_pending *pending;
 	struct smtp_policy_state *pol; /* vctx stores and a run in flight; see smtp_policy.c */
@@ -142,6 +156,8 @@ struct smtp_session {
 	bool esmtp, tls, proxied, early_talker, in_audit, waiting, in_process;
 	bool skip_line, chunk_last, lost;
 	bool out_blocked;           /* a client that pipelines without reading */
+	bool rd_on, wr_on;          /* plain: rev / wev added */
+	bool in_loop_buf;           /* plain: in_p points into io_rbuf */
 	bool in_tarpit;             /* counted in stats.tarpitted_now */
 	/* Short HELO names live here, not in a malloc of their own: allocated
 	 * right after the read buffer is freed, a small block would split that
@@ -219,32 +235,306 @@ static const char *client_text(const struct smtp_session *s, char *buf, size_t l
 
 static void enter_state(struct smtp_session *s, enum smtp_state st)
 {
-	if (s->state == st)
+	/* dead is final: a late callback must not bring a session back */
+	if (s->state == st || s->state == SMTP_STATE_DEAD)
 		return;
 	log_event(LOG_DEBUG, "state", "session=%u from=%s to=%s", s->id, state_names[s->state],
 	          state_names[st]);
 	s->state = (uint8_t)st;
 }
 
-static void reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void reply(struct smtp_session *s, const char *fmt, ...)
+static void arm_timer(struct smtp_session *s, enum smtp_timer kind, unsigned ms)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	va_list ap;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	if (s->state == SMTP_STATE_DEAD) /* the timer carries TIMER_FREE now */
+		return;
+	s->timer_kind = (uint8_t)kind;
+	evtimer_add(s->timer, &tv);
+}
 
-	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
-	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
+/* ------------------------------------------------------------------ */
+/* transport                                                           */
+
+/* Loop thread only. A read on a plain socket lands in io_rbuf and is parsed
+ * there; only what is left unparsed (a partial line, input that arrived
+ * while a phase waits) is copied into the session's own ibuf. The replies
+ * of one processing step collect in io_stage and leave in one write at its
+ * end; only what the socket does not take is copied into the session's
+ * obuf. So a transaction in lockstep costs one read() per command and one
+ * write() per reply, and no allocation for its I/O.
+ * Invariants: io_stage is empty whenever control returns to the loop (a
+ * reply outside session_process is flushed at once, session_process flushes
+ * at its end); io_stage holds only io_stage_owner's replies, and only while
+ * that session's obuf is empty (so staged bytes never overtake older ones);
+ * in_loop_buf (in_p points into io_rbuf) only inside session_process. */
+#define SMTP_KEEP_SMALL 4096 /* leftover input copied in front of the next read */
+static char io_rbuf[SMTP_KEEP_SMALL + SMTP_READ_CHUNK];
+static char io_stage[SMTP_STAGE_MAX];
+static size_t io_stage_len;
+static struct smtp_session *io_stage_owner;
+
+static void schedule_free(struct smtp_session *s);
+
+static void rd_set(struct smtp_session *s, bool on)
+{
+	if (s->bev || s->rd_on == on)
+		return;
+	s->rd_on = on;
+	if (on)
+		event_add(s->rev, NULL);
+	else
+		event_del(s->rev);
+}
+
+static void wr_set(struct smtp_session *s, bool on)
+{
+	if (s->bev || s->wr_on == on)
+		return;
+	s->wr_on = on;
+	if (on)
+		event_add(s->wev, NULL);
+	else
+		event_del(s->wev);
+}
+
+/* The unconsumed input: [*p, *p + returned length). */
+static size_t in_view(struct smtp_session *s, const char **p)
+{
+	if (s->bev) {
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		size_t n = evbuffer_get_length(in);
+		*p = n ? (const char *)evbuffer_pullup(in, -1) : "";
+		return n;
+	}
+	*p = s->in_n ? s->in_p : "";
+	return s->in_n;
+}
+
+static void in_consume(struct smtp_session *s, size_t n)
+{
+	if (s->bev) {
+		evbuffer_drain(bufferevent_get_input(s->bev), n);
+		return;
+	}
+	s->in_p += n;
+	s->in_n -= (uint32_t)n;
+}
+
+static void in_drop(struct smtp_session *s)
+{
+	if (s->bev) {
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	s->in_n = 0;
+	s->in_p = NULL;
+	s->in_loop_buf = false;
+	free(s->ibuf);
+	s->ibuf = NULL;
+	s->icap = 0;
+}
+
+/* End of a processing step on a plain socket: what is left unparsed moves
+ * out of io_rbuf (the next read, maybe another session's, reuses it) to the
+ * start of ibuf. False when out of memory. */
+static bool in_keep(struct smtp_session *s)
+{
+	if (s->bev)
+		return true;
+	if (s->in_n == 0 || s->state == SMTP_STATE_DEAD) {
+		in_drop(s);
+		return true;
+	}
+	if (s->in_loop_buf) {
+		if (s->icap < s->in_n) {
+			size_t cap = s->in_n > SMTP_KEEP_SMALL ? s->in_n + SMTP_READ_CHUNK : s->in_n;
+			free(s->ibuf);
+			s->icap = 0;
+			if (!(s->ibuf = malloc(cap)))
+				return false;
+			s->icap = (uint32_t)cap;
+		}
+		memcpy(s->ibuf, s->in_p, s->in_n);
+		s->in_loop_buf = false;
+	} else if (s->in_p != s->ibuf) {
+		memmove(s->ibuf, s->in_p, s->in_n);
+	}
+	s->in_p = s->ibuf;
+	return true;
+}
+
+/* Bytes of output the peer has not taken yet. */
+static size_t out_pending(struct smtp_session *s)
+{
+	if (s->bev) {
+		struct bufferevent *u = bufferevent_get_underlying(s->bev);
+		return evbuffer_get_length(bufferevent_get_output(s->bev)) +
+		       (u ? evbuffer_get_length(bufferevent_get_output(u)) : 0);
+	}
+	return s->olen + (io_stage_owner == s ? io_stage_len : 0);
+}
+
+static bool obuf_add(struct smtp_session *s, const char *p, size_t n)
+{
+	if ((size_t)s->olen + n > s->ocap) {
+		size_t cap = s->ocap ? s->ocap : 512;
+		while (cap < (size_t)s->olen + n)
+			cap *= 2;
+		char *b = realloc(s->obuf, cap);
+		if (!b)
+			return false;
+		s->obuf = b;
+		s->ocap = (uint32_t)cap;
+	}
+	memcpy(s->obuf + s->olen, p, n);
+	s->olen += (uint32_t)n;
+	return true;
+}
+
+static void obuf_free(struct smtp_session *s)
+{
+	free(s->obuf);
+	s->obuf = NULL;
+	s->olen = s->ocap = 0;
+	if (io_stage_owner == s) {
+		io_stage_owner = NULL;
+		io_stage_len = 0;
+	}
+}
+
+/* The socket failed (reset, broken pipe) or memory ran out: the session
+ * ends. Never frees here (see schedule_free), so callers may go on. */
+static void io_fail(struct smtp_session *s)
+{
+	s->lost = s->state != SMTP_STATE_CLOSING;
+	obuf_free(s);
+	schedule_free(s);
+}
+
+/* One send; bytes taken (0 when the socket is full), -1 on an error. */
+static ssize_t sock_send(struct smtp_session *s, const char *p, size_t n)
+{
+	ssize_t w;
+
+	do
+		w = send(s->fd, p, n, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	return w;
+}
+
+/* Queue reply bytes (flushed by flush_now). */
+static void out_add(struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->bev) {
+		bufferevent_write(s->bev, p, n);
+		return;
+	}
+	if (s->state == SMTP_STATE_DEAD)
+		return;
+	if (s->olen == 0 && (io_stage_owner == s || !io_stage_owner) &&
+	    n <= sizeof io_stage - io_stage_len) {
+		memcpy(io_stage + io_stage_len, p, n);
+		io_stage_len += n;
+		io_stage_owner = s;
+		return;
+	}
+	if (io_stage_owner == s) { /* older bytes first */
+		bool ok = obuf_add(s, io_stage, io_stage_len);
+		io_stage_owner = NULL;
+		io_stage_len = 0;
+		if (!ok) {
+			io_fail(s);
+			return;
+		}
+	}
+	if (!obuf_add(s, p, n))
+		io_fail(s);
+}
+
+/* Write the queued replies now: one send() for the staged burst. What the
+ * socket does not take waits in obuf for the write event, which is enabled
+ * only then (no epoll_ctl while the output keeps up). A bufferevent writes
+ * on its own. Called at the end of session_process and by reply() outside
+ * it. */
+static void flush_now(struct smtp_session *s)
+{
+	ssize_t w;
+
+	if (s->bev || s->state == SMTP_STATE_DEAD)
+		return;
+	if (io_stage_owner == s) {
+		size_t n = io_stage_len;
+		io_stage_owner = NULL;
+		io_stage_len = 0;
+		w = sock_send(s, io_stage, n);
+		if (w < 0 || ((size_t)w < n && !obuf_add(s, io_stage + w, n - (size_t)w))) {
+			io_fail(s);
+			return;
+		}
+	} else if (s->olen > 0) {
+		w = sock_send(s, s->obuf, s->olen);
+		if (w < 0) {
+			io_fail(s);
+			return;
+		}
+		if ((size_t)w == s->olen) {
+			obuf_free(s);
+		} else {
+			memmove(s->obuf, s->obuf + w, s->olen - (size_t)w);
+			s->olen -= (uint32_t)w;
+		}
+	}
+	wr_set(s, s->olen > 0);
+}
+
+static void reply_raw(struct smtp_session *s, const char *p, size_t n)
+{
+	out_add(s, p, n);
 	if (!s->in_process)
 		flush_now(s);
 }
 
-static void arm_timer(struct smtp_session *s, enum smtp_timer kind, unsigned ms)
+/* A constant reply line: no formatting. */
+#define reply_lit(s, text) reply_raw((s), text "\r\n", sizeof(text "\r\n") - 1)
+
+static void reply_v(struct smtp_session *s, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void reply_v(struct smtp_session *s, const char *fmt, va_list ap)
 {
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-	s->timer_kind = (uint8_t)kind;
-	evtimer_add(s->timer, &tv);
+	char buf[1024];
+	va_list aq;
+	int n;
+
+	va_copy(aq, ap);
+	n = vsnprintf(buf, sizeof buf - 2, fmt, aq);
+	va_end(aq);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof buf - 2) {
+		memcpy(buf + n, "\r\n", 2);
+		reply_raw(s, buf, (size_t)n + 2);
+		return;
+	}
+	char *big = malloc((size_t)n + 3); /* a long policy text */
+	if (!big)
+		return;
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	memcpy(big + n, "\r\n", 2);
+	reply_raw(s, big, (size_t)n + 2);
+	free(big);
+}
+
+static void reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply_v(s, fmt, ap);
+	va_end(ap);
 }
 
 static void schedule_free(struct smtp_session *s)
@@ -252,23 +542,20 @@ static void schedule_free(struct smtp_session *s)
 	if (s->state == SMTP_STATE_DEAD)
 		return;
 	enter_state(s, SMTP_STATE_DEAD);
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	if (s->bev) {
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	} else {
+		rd_set(s, false);
+		wr_set(s, false);
+	}
 	evtimer_del(s->timer);
 	s->timer_kind = TIMER_FREE;
 	event_active(s->timer, EV_TIMEOUT, 1);
 }
 
-static bool output_empty(struct smtp_session *s)
-{
-	struct bufferevent *u = bufferevent_get_underlying(s->bev);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
-		return false;
-	return !u || evbuffer_get_length(bufferevent_get_output(u)) == 0;
-}
-
 static void closing_check(struct smtp_session *s)
 {
-	if (output_empty(s) || s->linger == 0) {
+	if (out_pending(s) == 0 || s->linger == 0) {
 		schedule_free(s);
 		return;
 	}
@@ -282,8 +569,15 @@ static void session_close(struct smtp_session *s)
 	if (s->state == SMTP_STATE_CLOSING || s->state == SMTP_STATE_DEAD)
 		return;
 	enter_state(s, SMTP_STATE_CLOSING);
-	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_enable(s->bev, EV_WRITE);
+	if (s->bev) {
+		bufferevent_disable(s->bev, EV_READ);
+		bufferevent_enable(s->bev, EV_WRITE);
+	} else {
+		rd_set(s, false);
+		flush_now(s); /* usually all of it: then free at once */
+		if (s->state == SMTP_STATE_DEAD)
+			return;
+	}
 	s->linger = SMTP_LINGER_TICKS;
 	evtimer_del(s->timer);
 	closing_check(s);
@@ -352,15 +646,11 @@ static bool reply_error(struct smtp_session *s, bool refusal, const char *fmt, .
 	__attribute__((format(printf, 3, 4)));
 static bool reply_error(struct smtp_session *s, bool refusal, const char *fmt, ...)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
 	va_list ap;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	reply_v(s, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
-	if (!s->in_process)
-		flush_now(s);
 	if (refusal)
 		audit_count(s, AUDIT_REJECTIONS);
 	s->errors++;
@@ -473,9 +763,9 @@ static bool apply_verdict(struct smtp_session *s, const struct smtp_verdict *v, 
 
 static void send_banner(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	const char *p;
 
-	if (evbuffer_get_length(in) > 0 && !s->early_talker) {
+	if (in_view(s, &p) > 0 && !s->early_talker) {
 		s->early_talker = true;
 		s->srv->stats.early_talkers++;
 	}
@@ -495,22 +785,23 @@ static void send_banner(struct smtp_session *s)
 
 static void ehlo_reply(struct smtp_session *s, bool esmtp)
 {
+	char b[1024], size[40] = "250-SIZE";
+	int n;
+
 	if (!esmtp) {
 		reply(s, "250 %s", hostname(s));
 		return;
 	}
-	reply(s, "250-%s", hostname(s));
-	reply(s, "250-PIPELINING");
 	if (s->limits->max_message_size)
-		reply(s, "250-SIZE %llu", (unsigned long long)s->limits->max_message_size);
-	else
-		reply(s, "250-SIZE");
-	reply(s, "250-8BITMIME");
-	reply(s, "250-ENHANCEDSTATUSCODES");
-	if (s->srv->tls && !s->tls)
-		reply(s, "250-STARTTLS");
-	reply(s, "250-SMTPUTF8");
-	reply(s, "250 CHUNKING");
+		snprintf(size, sizeof size, "250-SIZE %llu",
+		         (unsigned long long)s->limits->max_message_size);
+	/* one formatting pass for the whole reply */
+	n = snprintf(b, sizeof b,
+	             "250-%s\r\n250-PIPELINING\r\n%s\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
+	             "%s250-SMTPUTF8\r\n250 CHUNKING\r\n",
+	             hostname(s), size, s->srv->tls && !s->tls ? "250-STARTTLS\r\n" : "");
+	if (n > 0 && (size_t)n < sizeof b)
+		reply_raw(s, b, (size_t)n);
 }
 
 static bool add_rcpt(struct smtp_tx *tx, char *local, char *domain)
@@ -565,7 +856,7 @@ static void phase_finish(struct smtp_session *s)
 		s->tx->mail_from = p->a;
 		p->a = NULL;
 		s->tx->utf8 = p->flag;
-		reply(s, "250 2.1.0 Ok");
+		reply_lit(s, "250 2.1.0 Ok");
 		break;
 	case MX_PHASE_RCPTTO:
 		if (apply_verdict(s, v, true))
@@ -576,7 +867,7 @@ static void phase_finish(struct smtp_session *s)
 		}
 		p->a = p->b = NULL;
 		s->nrcpts++;
-		reply(s, "250 2.1.5 Ok");
+		reply_lit(s, "250 2.1.5 Ok");
 		break;
 	case MX_PHASE_DATA:
 		if (v->discard && (v->code == 0 || v->code / 100 == 2)) {
@@ -839,6 +1130,8 @@ static void data_line(struct smtp_session *s, const char *p, size_t n, bool has_
 		}
 		if (has_lf)
 			body_add(s, "\r\n", 2);
+	} else if (crlf) {
+		body_add(s, p, clen + 2); /* the line and its own CRLF */
 	} else {
 		body_add(s, p, clen);
 		if (has_lf)
@@ -1096,7 +1389,7 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	start_message(s);
-	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	reply_lit(s, "354 End data with <CR><LF>.<CR><LF>");
 	enter_state(s, SMTP_STATE_DATA);
 }
 
@@ -1159,7 +1452,7 @@ static void cmd_rset(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
 	tx_end(s);
-	reply(s, "250 2.0.0 Ok");
+	reply_lit(s, "250 2.0.0 Ok");
 	if (s->srv->draining) {
 		reply(s, "421 4.3.2 %s Service shutting down, closing connection", hostname(s));
 		session_close(s);
@@ -1169,13 +1462,13 @@ static void cmd_rset(struct smtp_session *s, const struct smtp_command *c)
 static void cmd_noop(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
-	reply(s, "250 2.0.0 Ok");
+	reply_lit(s, "250 2.0.0 Ok");
 }
 
 static void cmd_quit(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
-	reply(s, "221 2.0.0 Bye");
+	reply_lit(s, "221 2.0.0 Bye");
 	session_close(s);
 }
 
@@ -1208,10 +1501,33 @@ static void tls_start(struct smtp_session *s)
 		session_close(s);
 		return;
 	}
+	/* Commands pipelined after STARTTLS are discarded (RFC 3207 §4.2). */
+	in_drop(s);
+	if (!s->bev) {
+		/* TLS runs on libevent's OpenSSL filter over a socket bufferevent;
+		 * the 220 and anything else not yet sent go into it first. */
+		flush_now(s);
+		if (s->state == SMTP_STATE_DEAD) {
+			SSL_free(ssl);
+			return;
+		}
+		struct bufferevent *sb = bufferevent_socket_new(s->srv->base, s->fd, BEV_OPT_CLOSE_ON_FREE);
+		if (!sb) {
+			SSL_free(ssl);
+			io_fail(s);
+			return;
+		}
+		rd_set(s, false);
+		wr_set(s, false);
+		if (s->olen)
+			bufferevent_write(sb, s->obuf, s->olen);
+		obuf_free(s);
+		s->bev = sb;
+		s->fd = -1;
+		bufferevent_enable(sb, EV_READ);
+	}
 	/* the filter writes through the socket bufferevent: let it */
 	bufferevent_enable(s->bev, EV_WRITE);
-	/* Commands pipelined after STARTTLS are discarded (RFC 3207 §4.2). */
-	evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
 	tb = bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                    BEV_OPT_CLOSE_ON_FREE);
 	if (!tb) {
@@ -1303,26 +1619,27 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len)
 
 static void begin_session(struct smtp_session *s);
 
-static bool step_proxy(struct smtp_session *s, struct evbuffer *in)
+static bool step_proxy(struct smtp_session *s)
 {
-	size_t len = evbuffer_get_length(in);
+	const char *b;
+	size_t len = in_view(s, &b);
 	size_t n = len < PROXY_V2_MAX ? len : PROXY_V2_MAX;
 	struct proxy_info pi;
 	char c[IP_ADDR_TEXT_MAX];
 
 	if (n == 0)
 		return false;
-	switch (proxy_parse(evbuffer_pullup(in, (ev_ssize_t)n), n, &pi)) {
+	switch (proxy_parse((const uint8_t *)b, n, &pi)) {
 	case PROXY_NEED_MORE:
 		return false;
 	case PROXY_OK:
 		s->client = pi.src;
 		s->port = pi.src_port;
 		s->proxied = true;
-		evbuffer_drain(in, pi.consumed);
+		in_consume(s, pi.consumed);
 		break;
 	case PROXY_LOCAL:
-		evbuffer_drain(in, pi.consumed);
+		in_consume(s, pi.consumed);
 		break;
 	default:
 		s->srv->stats.proxy_errors++;
@@ -1337,61 +1654,66 @@ static bool step_proxy(struct smtp_session *s, struct evbuffer *in)
 	return true;
 }
 
-static bool step_line(struct smtp_session *s, struct evbuffer *in)
+/* A command line ends with LF, a CR before it is part of the end. */
+static bool step_line(struct smtp_session *s)
 {
-	size_t eol_len = 0;
-	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+	const char *b;
+	size_t len = in_view(s, &b);
+	const char *lf = memchr(b, '\n', len);
 	char line[SMTP_LINE_MAX + 1];
 
-	if (p.pos < 0) {
-		size_t len = evbuffer_get_length(in);
+	if (!lf) {
 		if (len > SMTP_LINE_MAX) { /* no end in sight: drop, answer at its end */
-			evbuffer_drain(in, len);
+			in_consume(s, len);
 			s->skip_line = true;
 		}
 		return false;
 	}
-	size_t n = (size_t)p.pos;
+	size_t n = (size_t)(lf - b), eol_len = 1;
+	if (n > 0 && b[n - 1] == '\r') {
+		n--;
+		eol_len = 2;
+	}
 	if (s->skip_line || n > SMTP_LINE_MAX - 2) {
-		evbuffer_drain(in, n + eol_len);
+		in_consume(s, n + eol_len);
 		s->skip_line = false;
 		reply_error(s, false, "500 5.5.6 Error: line too long");
 		return true;
 	}
-	evbuffer_remove(in, line, n);
-	evbuffer_drain(in, eol_len);
+	memcpy(line, b, n);
 	line[n] = '\0';
+	in_consume(s, n + eol_len);
 	dispatch(s, line, n);
 	return true;
 }
 
-static bool step_data(struct smtp_session *s, struct evbuffer *in)
+static bool step_data(struct smtp_session *s)
 {
-	size_t eol_len = 0, len = evbuffer_get_length(in);
-	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	const char *b;
+	size_t len = in_view(s, &b);
+	const char *lf = memchr(b, '\n', len);
 
-	if (p.pos < 0) {
+	if (!lf) {
 		if (len < SMTP_DATA_CHUNK)
 			return false;
 		/* a long line: take a chunk, but keep a trailing CR for its LF */
 		size_t n = SMTP_DATA_CHUNK;
-		const char *b = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
 		if (b[n - 1] == '\r')
 			n--;
 		data_line(s, b, n, false);
-		evbuffer_drain(in, n);
+		in_consume(s, n);
 		return true;
 	}
-	size_t n = (size_t)p.pos + 1;
-	const char *b = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	size_t n = (size_t)(lf - b) + 1;
 	data_line(s, b, n, true);
-	evbuffer_drain(in, n);
+	in_consume(s, n);
 	return true;
 }
 
-static bool step_bdat(struct smtp_session *s, struct evbuffer *in)
+static bool step_bdat(struct smtp_session *s)
 {
-	size_t len = evbuffer_get_length(in);
+	const char *b;
+	size_t len = in_view(s, &b);
 
 	if (s->chunk_left == 0) {
 		bdat_chunk_done(s);
@@ -1400,18 +1722,9 @@ static bool step_bdat(struct smtp_session *s, struct evbuffer *in)
 	if (len == 0)
 		return false;
 	size_t n = len < s->chunk_left ? len : (size_t)s->chunk_left;
-	if (s->chunk_err == 0) {
-		struct evbuffer_iovec v[8];
-		size_t left = n;
-		int k = evbuffer_peek(in, (ev_ssize_t)n, NULL, v, 8);
-		for (int i = 0; i < k && i < 8 && left; i++) {
-			size_t m = v[i].iov_len < left ? v[i].iov_len : left;
-			body_add(s, v[i].iov_base, m);
-			left -= m;
-		}
-		n -= left; /* more than 8 segments: the rest next round */
-	}
-	evbuffer_drain(in, n);
+	if (s->chunk_err == 0)
+		body_add(s, b, n);
+	in_consume(s, n);
 	s->chunk_left -= n;
 	if (s->chunk_left == 0)
 		bdat_chunk_done(s);
@@ -1439,67 +1752,31 @@ static void arm_idle(struct smtp_session *s)
 		arm_timer(s, TIMER_IDLE, t * 1000u);
 }
 
-/* A plain socket (no TLS filter, a real fd): replies leave by a direct
- * write, and the bufferevent's EV_WRITE is enabled only while some output is
- * left over (the socket buffer was full, or an error for the bufferevent to
- * report). A TLS filter or a socket pair keeps EV_WRITE enabled throughout. */
-static bool direct_output(struct smtp_session *s)
-{
-	return bufferevent_get_underlying(s->bev) == NULL && bufferevent_getfd(s->bev) >= 0;
-}
-
-/* Write the replies now instead of on the next write event. This saves a
- * poll round and an epoll_ctl pair per reply (EV_WRITE stays off while the
- * output is empty), and frees the output chunk before the next session
- * allocates anything: otherwise a burst of sessions interleaves short-lived
- * reply chunks with long-lived allocations, and the holes stay resident.
- * Called at the end of session_process and by reply() outside it. */
-static void flush_now(struct smtp_session *s)
-{
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-
-	if (s->state == SMTP_STATE_DEAD || !direct_output(s))
-		return;
-	/* errors (EAGAIN included) are left to the bufferevent's own write.
-	 * A socket bufferevent keeps the start of its output frozen (only its
-	 * own write may drain it; evbuffer_write fails on a frozen start):
-	 * unfreeze around our write, as its write callback does. */
-	if (evbuffer_get_length(out) > 0) {
-		evbuffer_unfreeze(out, 1);
-		(void)evbuffer_write(out, bufferevent_getfd(s->bev));
-		evbuffer_freeze(out, 1);
-	}
-	if (evbuffer_get_length(out) > 0)
-		bufferevent_enable(s->bev, EV_WRITE);
-}
-
 static void session_process(struct smtp_session *s)
 {
-	struct evbuffer *in;
 	bool progress = true;
 
 	s->in_process = true;
 	while (progress && !s->waiting) {
 		/* Replies pile up when a client pipelines and never reads: stop
-		 * parsing until on_write sees the output drain. */
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTP_WRITE_HIGH) {
+		 * parsing until the output drains (on_write, on_sock_write). */
+		if (out_pending(s) > SMTP_WRITE_HIGH) {
 			s->out_blocked = true;
 			break;
 		}
-		in = bufferevent_get_input(s->bev);
 		switch (s->state) {
 		case SMTP_STATE_PROXY:
-			progress = step_proxy(s, in);
+			progress = step_proxy(s);
 			break;
 		case SMTP_STATE_HELO:
 		case SMTP_STATE_READY:
-			progress = step_line(s, in);
+			progress = step_line(s);
 			break;
 		case SMTP_STATE_DATA:
-			progress = step_data(s, in);
+			progress = step_data(s);
 			break;
 		case SMTP_STATE_BDAT:
-			progress = step_bdat(s, in);
+			progress = step_bdat(s);
 			break;
 		default:
 			progress = false;
@@ -1508,6 +1785,10 @@ static void session_process(struct smtp_session *s)
 	}
 	s->in_process = false;
 	flush_now(s);
+	if (!in_keep(s))
+		io_fail(s);
+	if (!s->bev && s->state != SMTP_STATE_CLOSING && s->state != SMTP_STATE_DEAD)
+		rd_set(s, s->in_n < SMTP_READ_HIGH); /* more input only while there is room */
 	if (!s->waiting && s->state != SMTP_STATE_PROXY)
 		arm_idle(s);
 }
@@ -1515,14 +1796,88 @@ static void session_process(struct smtp_session *s)
 /* ------------------------------------------------------------------ */
 /* events                                                              */
 
+/* Plain socket readable: one read, into io_rbuf behind a small leftover
+ * (a partial line), or into ibuf behind a large one (input that piled up
+ * while a phase waited). EOF and errors end the session. */
+static void on_sock_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	char *dst;
+	size_t room;
+	ssize_t r;
+	bool loop = s->in_n <= SMTP_KEEP_SMALL;
+
+	(void)what;
+	if (s->state == SMTP_STATE_CLOSING || s->state == SMTP_STATE_DEAD) {
+		rd_set(s, false);
+		return;
+	}
+	if (loop) {
+		if (s->in_n)
+			memcpy(io_rbuf, s->in_p, s->in_n);
+		dst = io_rbuf + s->in_n;
+		room = sizeof io_rbuf - s->in_n;
+	} else {
+		if (s->icap - s->in_n < SMTP_READ_CHUNK) {
+			char *b = realloc(s->ibuf, (size_t)s->in_n + SMTP_READ_CHUNK);
+			if (!b) {
+				io_fail(s);
+				return;
+			}
+			s->ibuf = b;
+			s->in_p = b;
+			s->icap = s->in_n + SMTP_READ_CHUNK;
+		}
+		dst = s->ibuf + s->in_n;
+		room = s->icap - s->in_n;
+	}
+	do
+		r = recv(fd, dst, room, 0);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return; /* the leftover is still where in_p says */
+	if (r <= 0) {
+		s->lost = true;
+		schedule_free(s);
+		return;
+	}
+	if (loop) {
+		s->in_p = io_rbuf;
+		s->in_loop_buf = true;
+	}
+	s->in_n += (uint32_t)r;
+	if (s->state == SMTP_STATE_CONNECT && !s->early_talker) {
+		s->early_talker = true;
+		s->srv->stats.early_talkers++;
+	}
+	session_process(s);
+}
+
+/* Plain socket writable again: only enabled while obuf holds output. */
+static void on_sock_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	flush_now(s);
+	if (s->state == SMTP_STATE_CLOSING) {
+		closing_check(s);
+	} else if (s->out_blocked && s->state != SMTP_STATE_DEAD &&
+	           s->olen <= SMTP_WRITE_HIGH / 2) {
+		s->out_blocked = false;
+		if (!s->in_process)
+			session_process(s);
+	}
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
 	(void)bev;
 	if (s->state == SMTP_STATE_DEAD || s->state == SMTP_STATE_CLOSING) {
-		struct evbuffer *in = bufferevent_get_input(s->bev);
-		evbuffer_drain(in, evbuffer_get_length(in));
+		in_drop(s);
 		return;
 	}
 	if (s->state == SMTP_STATE_CONNECT && !s->early_talker) {
@@ -1536,9 +1891,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (s->state != SMTP_STATE_CLOSING && s->state != SMTP_STATE_DEAD &&
-	    direct_output(s) && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_disable(bev, EV_WRITE); /* drained: back to direct writes */
+	(void)bev;
 	if (s->state == SMTP_STATE_CLOSING) {
 		closing_check(s);
 	} else if (s->out_blocked && s->state != SMTP_STATE_DEAD) {
@@ -1667,33 +2020,31 @@ static const struct mx_limits *find_limits(const struct mx_config *cfg,
 	return cfg->nlistens ? &cfg->listens[0].limits : &default_limits;
 }
 
-struct smtp_session *smtp_session_start(struct smtp_server *srv, struct bufferevent *bev,
-                                        struct net_listener *listener,
+/* A registered session without a transport yet; NULL when out of memory. */
+static struct smtp_session *session_new(struct smtp_server *srv, struct net_listener *listener,
                                         const struct ip_addr *client, uint16_t port,
-                                        bool proxy)
+                                        unsigned *ptimeout)
 {
-	/* The timer lives in the same allocation: one malloc less per session
-	 * (tarpitted sessions are many and must stay small). */
-	struct smtp_session *s = calloc(1, sizeof *s + event_get_struct_event_size());
-	unsigned ptimeout = 5;
+	/* The timer and the socket events live in the same allocation: fewer
+	 * mallocs per session (tarpitted sessions are many and must stay small). */
+	size_t evsz = event_get_struct_event_size();
+	struct smtp_session *s = calloc(1, sizeof *s + 3 * evsz);
 	bool lproxy;
 
-	if (!s) {
-		bufferevent_free(bev);
+	if (!s)
 		return NULL;
-	}
 	s->srv = srv;
 	s->cfg = srv->cfg;
-	smtp_cfgref_ref(s->cfg);
-	s->limits = find_limits(CFG(s), listener, &ptimeout, &lproxy);
-	s->bev = bev;
+	s->limits = find_limits(CFG(s), listener, ptimeout, &lproxy);
 	s->timer = (struct event *)(s + 1);
+	s->rev = (struct event *)((char *)(s + 1) + evsz);
+	s->wev = (struct event *)((char *)(s + 1) + 2 * evsz);
+	s->fd = -1;
 	if (evtimer_assign(s->timer, srv->base, on_timer, s) < 0) {
-		smtp_cfgref_unref(s->cfg);
-		bufferevent_free(bev);
 		free(s);
 		return NULL;
 	}
+	smtp_cfgref_ref(s->cfg);
 	s->listener = listener;
 	if (listener) {
 		net_listener_ref(listener);
@@ -1709,22 +2060,38 @@ struct smtp_session *smtp_session_start(struct smtp_server *srv, struct bufferev
 	srv->sessions = s;
 	srv->nsessions++;
 	srv->stats.connections++;
-	bufferevent_setcb(bev, on_read, on_write, on_event, s);
-	bufferevent_setwatermark(bev, EV_READ, 0, SMTP_READ_HIGH);
-	bufferevent_setwatermark(bev, EV_WRITE, SMTP_WRITE_HIGH / 2, 0);
-	/* EV_WRITE only when a direct write leaves output over (flush_now) */
-	if (direct_output(s)) {
-		bufferevent_disable(bev, EV_WRITE); /* a new one starts with it on */
-		bufferevent_enable(bev, EV_READ);
-	} else {
-		bufferevent_enable(bev, EV_READ | EV_WRITE);
-	}
+	return s;
+}
+
+/* The transport is ready: PROXY header first, or the session proper. */
+static void session_begin_io(struct smtp_session *s, bool proxy, unsigned ptimeout)
+{
 	if (proxy) {
 		s->state = SMTP_STATE_PROXY;
 		arm_timer(s, TIMER_PROXY, ptimeout * 1000u);
-		return s;
+		return;
 	}
 	begin_session(s);
+}
+
+struct smtp_session *smtp_session_start(struct smtp_server *srv, struct bufferevent *bev,
+                                        struct net_listener *listener,
+                                        const struct ip_addr *client, uint16_t port,
+                                        bool proxy)
+{
+	unsigned ptimeout = 5;
+	struct smtp_session *s = session_new(srv, listener, client, port, &ptimeout);
+
+	if (!s) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	s->bev = bev;
+	bufferevent_setcb(bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, SMTP_READ_HIGH);
+	bufferevent_setwatermark(bev, EV_WRITE, SMTP_WRITE_HIGH / 2, 0);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	session_begin_io(s, proxy, ptimeout);
 	return s;
 }
 
@@ -1756,12 +2123,18 @@ void smtp_session_accept(struct smtp_server *srv, struct net_listener *l, int fd
 		close(fd);
 		return;
 	}
-	struct bufferevent *bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!bev) {
+	/* The socket is non-blocking (the listener accepts with SOCK_NONBLOCK)
+	 * and is read and written by the session itself, no bufferevent. */
+	struct smtp_session *s = session_new(srv, l, &client, port, &ptimeout);
+	if (!s) {
 		close(fd);
 		return;
 	}
-	smtp_session_start(srv, bev, l, &client, port, proxy);
+	s->fd = fd;
+	event_assign(s->rev, srv->base, fd, EV_READ | EV_PERSIST, on_sock_read, s);
+	event_assign(s->wev, srv->base, fd, EV_WRITE | EV_PERSIST, on_sock_write, s);
+	rd_set(s, true);
+	session_begin_io(s, proxy, ptimeout);
 }
 
 static void session_free(struct smtp_session *s)
@@ -1796,7 +2169,16 @@ static void session_free(struct smtp_session *s)
 		s->listener->nsessions--;
 		net_listener_unref(s->listener);
 	}
-	bufferevent_free(s->bev);
+	if (s->bev) {
+		bufferevent_free(s->bev);
+	} else {
+		rd_set(s, false);
+		wr_set(s, false);
+		obuf_free(s);
+		in_drop(s);
+		if (s->fd >= 0)
+			close(s->fd);
+	}
 	event_del(s->timer);
 	helo_set(s, NULL);
 	smtp_cfgref_unref(s->cfg);
