@@ -11,7 +11,7 @@
 #   make fuzz       build the fuzz targets with clang into build-fuzz/ (FB=dir to change)
 
 CC      ?= cc
-PKGS    := libevent libevent_openssl libevent_pthreads libpcre2-8 openssl libcares
+PKGS    := libevent libevent_openssl libevent_pthreads libpcre2-8 openssl libcares zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

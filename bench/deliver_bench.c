@@ -2,9 +2,10 @@
  * deliver_bench: what group commit buys. Delivers N small messages to a
  * Maildir three ways and prints the wall time of each:
  *   serial  - submit one, wait for its completion, submit the next: every
- *             message pays its own fsync(file) + fsync(new/) round;
- *   grouped - submit all N at once: workers take the queue in batches and
- *             pay one fsync round per batch for the directories;
+ *             message pays its own durable round (one spool append +
+ *             fdatasync, see src/deliver/spool.h);
+ *   grouped - submit all N at once: the delivery thread takes the queue in
+ *             batches and pays one round per batch;
  *   nofsync - grouped with Fsync = false, the floor without durability.
  *
  *   deliver_bench [N] [DIR] [THREADS]   (defaults: 2000, /var/tmp, 2)

@@ -11,6 +11,6 @@ echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential pkg-config clang libclang-rt-14-dev \
-	libevent-dev libssl-dev libpcre2-dev libc-ares-dev openssl \
+	libevent-dev libssl-dev libpcre2-dev libc-ares-dev zlib1g-dev openssl \
 	python3 python3-pytest swaks postfix dnsmasq-base haproxy \
 	dovecot-sieve dovecot-core valgrind strace >/dev/null

@@ -8,11 +8,11 @@
  * completion callback then runs on the event-loop thread. Only after the
  * callback says DELIVER_OK may the session answer 250.
  *
- * Group commit (Maildir): writer threads put each message in tmp/ as it
- * arrives; one committer takes everything written so far and syncs it as
- * one round (files, renames into new/, each touched new/ once), so N
- * sessions finishing DATA together cost about one sync round. deliver.c's
- * header has the exact order and the failure rules.
+ * Group commit (Maildir): the messages waiting when a round starts are
+ * made durable together. With Fsync on they go through the write-ahead
+ * spool (spool.h): one append and one fdatasync per round, the Maildir
+ * files synced later in bulk and replayed from the spool after a crash.
+ * deliver.c's header has the exact order and the failure rules.
  */
 #ifndef MX_DELIVER_DELIVER_H
 #define MX_DELIVER_DELIVER_H
