@@ -23,6 +23,7 @@ finally block by the caller (open_many closes what it opened when it fails).
 """
 import os
 import pathlib
+import random
 import resource
 import selectors
 import socket
@@ -358,17 +359,27 @@ DNSMASQ = "/usr/sbin/dnsmasq"
 
 
 def free_udp_port():
+    """A port free for UDP and TCP on 127.0.0.1 (dnsmasq binds both), below
+    the kernel's ephemeral range so that no client connection takes it
+    between this check and dnsmasq's bind."""
+    rnd = random.Random()
     for _ in range(200):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-            if port not in harness._handed_out:
-                harness._handed_out.add(port)
-                return port
-        finally:
-            s.close()
-    raise harness.HarnessError("no free UDP port in 200 tries")
+        port = rnd.randrange(21000, 30000)
+        if port in harness._handed_out:
+            continue
+        ok = True
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            s = socket.socket(socket.AF_INET, kind)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            harness._handed_out.add(port)
+            return port
+    raise harness.HarnessError("no free UDP+TCP port in 200 tries")
 
 
 def dns_query(port, name, qtype=1, timeout=2.0):
