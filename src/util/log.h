@@ -24,6 +24,10 @@ void log_open(bool use_syslog, const char *ident);
 /* Lines below this level (LOG_DEBUG is the most verbose) are dropped. */
 void log_set_level(int level);
 
+/* True when a line at `level` would be written: lets a caller skip the work
+ * of preparing arguments (addresses, quoting) for a line that is dropped. */
+bool log_enabled(int level);
+
 /* One event line. `fmt` holds the remaining key=value pairs. */
 void log_event(int level, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
