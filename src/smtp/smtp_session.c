@@ -667,6 +667,8 @@ static void log_reject(struct smtp_session *s, const char *phase, unsigned code,
 {
 	char c[IP_ADDR_TEXT_MAX], q[600];
 	const char *qid = s->tx && s->tx->queue_id[0] ? s->tx->queue_id : NULL;
+	if (!log_enabled(LOG_INFO))
+		return;
 	log_event(LOG_INFO, "reject", "session=%u client=%s phase=%s code=%u%s%s reason=%s", s->id,
 	          client_text(s, c, sizeof c), phase, code, qid ? " queue_id=" : "", qid ? qid : "",
 	          log_quote(why, strlen(why), q, sizeof q));
@@ -728,8 +730,7 @@ static void policy_done(struct smtp_session *s, struct smtp_verdict *v)
 /* Start the policy of a phase; s->pending must hold the phase's data. */
 static void run_phase(struct smtp_session *s)
 {
-	s->waiting = true;
-	evtimer_del(s->timer);
+	s->waiting = true; /* an armed idle timer is ignored while waiting */
 	smtp_policy_run(s, s->pending->phase, policy_done);
 }
 
@@ -995,11 +996,12 @@ static void deliver_done(struct deliver_job *job, void *arg)
 		s->nmsgs++;
 		s->srv->stats.messages++;
 		audit_count(s, AUDIT_RECEPTIONS);
-		log_event(LOG_INFO, "message",
-		          "session=%u client=%s queue_id=%s from=%s nrcpt=%zu size=%llu", s->id,
-		          client_text(s, c, sizeof c), job->queue_id,
-		          log_quote(job->mail_from, strlen(job->mail_from), from, sizeof from),
-		          job->nrcpts, (unsigned long long)s->tx->size);
+		if (log_enabled(LOG_INFO))
+			log_event(LOG_INFO, "message",
+			          "session=%u client=%s queue_id=%s from=%s nrcpt=%zu size=%llu", s->id,
+			          client_text(s, c, sizeof c), job->queue_id,
+			          log_quote(job->mail_from, strlen(job->mail_from), from, sizeof from),
+			          job->nrcpts, (unsigned long long)s->tx->size);
 		break;
 	case DELIVER_TEMPFAIL:
 		reply(s, "451 4.3.0 Error: could not store the message, try again later");
@@ -1051,7 +1053,6 @@ static void deliver_message(struct smtp_session *s)
 	tx->job = job;
 	enter_state(s, SMTP_STATE_DELIVER);
 	s->waiting = true;
-	evtimer_del(s->timer);
 	deliver_submit(s->srv->deliver, job, deliver_done, s);
 }
 
@@ -1748,8 +1749,22 @@ static void arm_idle(struct smtp_session *s)
 	default:
 		return;
 	}
-	if (t)
-		arm_timer(s, TIMER_IDLE, t * 1000u);
+	if (!t) {
+		if (s->timer_kind == TIMER_IDLE) {
+			evtimer_del(s->timer);
+			s->timer_kind = TIMER_NONE;
+		}
+		return;
+	}
+	/* Called after every processing step: move the deadline only, and
+	 * re-add the timer only when it is not armed or would fire too late
+	 * (on_timer re-arms an early one for the rest). */
+	uint64_t due = mx_now_ms() + t * 1000ull;
+	s->idle_due = due;
+	if (s->timer_kind == TIMER_IDLE && s->timer_due <= due && evtimer_pending(s->timer, NULL))
+		return;
+	s->timer_due = due;
+	arm_timer(s, TIMER_IDLE, t * 1000u);
 }
 
 static void session_process(struct smtp_session *s)
@@ -1950,8 +1965,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		          client_text(s, c, sizeof c));
 		schedule_free(s);
 		return;
-	case TIMER_IDLE:
+	case TIMER_IDLE: {
+		uint64_t now = mx_now_ms();
 		s->timer_kind = TIMER_NONE;
+		if (s->waiting)
+			return; /* no idle limit while a phase waits; re-armed after it */
+		if (now < s->idle_due) { /* input came since it was armed */
+			s->timer_due = s->idle_due;
+			arm_timer(s, TIMER_IDLE, (unsigned)(s->idle_due - now));
+			return;
+		}
 		log_event(LOG_INFO, "timeout", "session=%u client=%s state=%s", s->id,
 		          client_text(s, c, sizeof c), state_names[s->state]);
 		if (s->state == SMTP_STATE_TLS) {
@@ -1961,6 +1984,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		reply(s, "421 4.4.2 %s Error: timeout exceeded", hostname(s));
 		session_close(s);
 		return;
+	}
 	case TIMER_TARPIT:
 		s->timer_kind = TIMER_NONE;
 		s->srv->stats.tarpitted_now--;
@@ -1993,9 +2017,10 @@ static void begin_session(struct smtp_session *s)
 		s->in_audit = true;
 	}
 	audit_count(s, AUDIT_CONNECTIONS);
-	log_event(LOG_INFO, "connect", "session=%u client=%s port=%u listener=%s proxied=%s", s->id,
-	          client_text(s, c, sizeof c), s->port,
-	          s->listener ? s->listener->address : "-", s->proxied ? "yes" : "no");
+	if (log_enabled(LOG_INFO))
+		log_event(LOG_INFO, "connect", "session=%u client=%s port=%u listener=%s proxied=%s",
+		          s->id, client_text(s, c, sizeof c), s->port,
+		          s->listener ? s->listener->address : "-", s->proxied ? "yes" : "no");
 	enter_state(s, SMTP_STATE_CONNECT);
 	if (!pending_new(s, MX_PHASE_CONNECT)) {
 		reply(s, "421 4.3.0 %s Out of memory", hostname(s));
@@ -2153,7 +2178,7 @@ static void session_free(struct smtp_session *s)
 	tx_end(s);
 	if (s->in_audit)
 		audit_live_remove(srv->audit, &s->client, smtp_session_listener(s));
-	if (s->state != SMTP_STATE_PROXY || s->in_audit || s->helo)
+	if ((s->state != SMTP_STATE_PROXY || s->in_audit || s->helo) && log_enabled(LOG_INFO))
 		log_event(LOG_INFO, "disconnect",
 		          "session=%u client=%s messages=%u rcpts=%u errors=%u lost=%s duration_ms=%llu",
 		          s->id, client_text(s, c, sizeof c), s->nmsgs, s->nrcpts, s->errors,
