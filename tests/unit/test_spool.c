@@ -71,6 +71,27 @@ static struct spool *reopen(struct spool *old)
 	return sp;
 }
 
+/* Overwrite n bytes of segment 0 at off, as a crash or a bad disk would. */
+static void poke_log0(off_t off, const void *p, size_t n)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/spool/log.0", dir);
+	int fd = open(path, O_RDWR);
+	CHECK(fd >= 0);
+	CHECK(pwrite(fd, p, n, off) == (ssize_t)n);
+	close(fd);
+}
+
+/* Records the spool replays from a reopened spool. */
+static size_t replayed(struct spool **sp, struct seen *s)
+{
+	size_t n = 0;
+	*sp = reopen(*sp);
+	memset(s, 0, sizeof *s);
+	CHECK(spool_replay(*sp, collect, s, &n) == 0);
+	return n;
+}
+
 static int append_one(struct spool *sp, const char *path, char fill, size_t len)
 {
 	char *data = malloc(len ? len : 1);
@@ -123,21 +144,11 @@ UNIT_TEST(a_corrupted_record_ends_the_scan)
 	CHECK(append_one(sp, "d/a/new/1", 'x', 100) == 0);
 	CHECK(append_one(sp, "d/a/new/2", 'y', 100) == 0);
 	CHECK(append_one(sp, "d/a/new/3", 'z', 100) == 0);
-	spool_close(sp);
 	/* flip one data byte of the second record (records are 8-aligned:
 	 * 32-byte header + 10-byte path + 100 bytes -> 144) */
-	char path[128];
-	snprintf(path, sizeof path, "%s/spool/log.0", dir);
-	int fd = open(path, O_RDWR);
-	CHECK(fd >= 0);
-	char c = 'Q';
-	CHECK(pwrite(fd, &c, 1, SPOOL_HDR + 144 + 32 + 10 + 50) == 1);
-	close(fd);
-	sp = reopen(NULL);
-	struct seen s = {0};
-	size_t n = 0;
-	CHECK(spool_replay(sp, collect, &s, &n) == 0);
-	CHECK(n == 1);
+	poke_log0(SPOOL_HDR + 144 + 32 + 10 + 50, "Q", 1);
+	struct seen s;
+	CHECK(replayed(&sp, &s) == 1);
 	CHECK_STR(s.paths[0], "d/a/new/1");
 	spool_close(sp);
 }
@@ -221,34 +232,19 @@ UNIT_TEST(a_torn_header_means_clean_and_garbage_files_are_safe)
 {
 	struct spool *sp = fresh();
 	CHECK(append_one(sp, "d/a/new/1", 'x', 10) == 0);
-	spool_close(sp);
-	char path[128];
-	snprintf(path, sizeof path, "%s/spool/log.0", dir);
-	int fd = open(path, O_RDWR);
-	CHECK(fd >= 0);
-	CHECK(pwrite(fd, "garbage!", 8, 4) == 8); /* header crc no longer matches */
-	close(fd);
-	sp = reopen(NULL);
-	struct seen s = {0};
-	size_t n = 0;
-	CHECK(spool_replay(sp, collect, &s, &n) == 0);
-	CHECK(n == 0);
+	poke_log0(4, "garbage!", 8); /* header crc no longer matches */
+	struct seen s;
+	CHECK(replayed(&sp, &s) == 0);
 	spool_close(sp);
 
 	/* random bytes where records should be: nothing replayed, no crash */
 	sp = fresh();
-	spool_close(sp);
-	snprintf(path, sizeof path, "%s/spool/log.0", dir);
-	fd = open(path, O_RDWR);
 	unsigned char junk[8192];
 	srand(7);
 	for (size_t i = 0; i < sizeof junk; i++)
 		junk[i] = (unsigned char)rand();
-	CHECK(pwrite(fd, junk, sizeof junk, SPOOL_HDR) == (ssize_t)sizeof junk);
-	close(fd);
-	sp = reopen(NULL);
-	CHECK(spool_replay(sp, collect, &s, &n) == 0);
-	CHECK(n == 0);
+	poke_log0(SPOOL_HDR, junk, sizeof junk);
+	CHECK(replayed(&sp, &s) == 0);
 	spool_close(sp);
 }
 
