@@ -1773,11 +1773,15 @@ static void session_process(struct smtp_session *s)
 
 	s->in_process = true;
 	while (progress && !s->waiting) {
-		/* Replies pile up when a client pipelines and never reads: stop
-		 * parsing until the output drains (on_write, on_sock_write). */
+		/* Replies pile up when a client pipelines and never reads: send
+		 * them now, and stop parsing only when the peer does not take
+		 * them, until its output drains (on_write, on_sock_write). */
 		if (out_pending(s) > SMTP_WRITE_HIGH) {
-			s->out_blocked = true;
-			break;
+			flush_now(s);
+			if (out_pending(s) > SMTP_WRITE_HIGH / 2 || s->state == SMTP_STATE_DEAD) {
+				s->out_blocked = true;
+				break;
+			}
 		}
 		switch (s->state) {
 		case SMTP_STATE_PROXY:
