@@ -903,7 +903,7 @@ static bool buf_reserve(struct smtp_tx *tx, size_t more)
 {
 	if (tx->len + more <= tx->cap)
 		return true;
-	size_t n = tx->cap ? tx->cap : 4096;
+	size_t n = tx->cap ? tx->cap : 16384; /* headers + a typical body: no regrowth */
 	while (n < tx->len + more)
 		n *= 2;
 	char *b = realloc(tx->buf, n);
@@ -924,29 +924,63 @@ static void buf_add(struct smtp_tx *tx, const char *p, size_t n)
 	tx->len += n;
 }
 
-static void make_queue_id(struct smtp_session *s)
+static char *hex_put(char *p, unsigned long long v, int digits)
+{
+	for (int i = digits - 1; i >= 0; i--, v >>= 4)
+		p[i] = "0123456789ABCDEF"[v & 15];
+	return p + digits;
+}
+
+/* 8 hex digits of time, 4 of the pid, 5 of a sequence number. */
+static void make_queue_id(struct smtp_session *s, time_t now)
 {
 	static unsigned pid; /* loop thread only; the process never forks */
 	if (pid == 0)
 		pid = (unsigned)getpid();
-	snprintf(s->tx->queue_id, sizeof s->tx->queue_id, "%08llX%04X%05llX",
-	         (unsigned long long)time(NULL), pid & 0xffff,
-	         (unsigned long long)(++s->srv->seq & 0xfffff));
+	char *q = s->tx->queue_id;
+	int tdig = 8;
+	for (unsigned long long t = (unsigned long long)now >> 32; t; t >>= 4)
+		tdig++; /* as %08llX would: never fewer than 8 */
+	q = hex_put(q, (unsigned long long)now, tdig);
+	q = hex_put(q, pid & 0xffff, 4);
+	q = hex_put(q, ++s->srv->seq & 0xfffff, 5);
+	*q = '\0';
+}
+
+/* Appends that stop at the end of the buffer (like the snprintf they replace). */
+struct hdr_buf {
+	char *p;
+	size_t n, cap;
+};
+
+static void hdr_add(struct hdr_buf *h, const char *s)
+{
+	size_t l = strlen(s);
+	if (l > h->cap - h->n)
+		l = h->cap - h->n;
+	memcpy(h->p + h->n, s, l);
+	h->n += l;
 }
 
 /* Return-Path and Received (RFC 5321 §4.4), before the first body byte. */
 static void start_message(struct smtp_session *s)
 {
+	/* the date part of Received, formatted once per second (loop thread only) */
+	static time_t date_sec = (time_t)-1;
+	static char date[64];
 	struct smtp_tx *tx = s->tx;
-	char addr[IP_ADDR_TEXT_MAX], date[64], hdr[2048];
-	struct tm tm;
+	char addr[IP_ADDR_TEXT_MAX], hdr[2048];
+	struct hdr_buf h = {hdr, 0, sizeof hdr - 1};
 	time_t now = time(NULL);
 	const char *proto;
-	int n;
 
-	make_queue_id(s);
-	localtime_r(&now, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	make_queue_id(s, now);
+	if (now != date_sec) {
+		struct tm tm;
+		localtime_r(&now, &tm);
+		strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+		date_sec = now;
+	}
 	client_text(s, addr, sizeof addr);
 	if (tx->utf8)
 		proto = s->tls ? "UTF8SMTPS" : "UTF8SMTP";
@@ -954,18 +988,29 @@ static void start_message(struct smtp_session *s)
 		proto = s->tls ? "ESMTPS" : "ESMTP";
 	else
 		proto = "SMTP";
-	n = snprintf(hdr, sizeof hdr, "Return-Path: <%s>\r\nReceived: from %s (%s%s%s)\r\n\tby %s with %s id %s",
-	             tx->mail_from, s->helo ? s->helo : "unknown",
-	             s->client.family == IP_V6 ? "[IPv6:" : "[", addr, "]", hostname(s), proto,
-	             tx->queue_id);
-	if (n > 0 && (size_t)n < sizeof hdr && tx->nrcpts == 1)
-		n += snprintf(hdr + n, sizeof hdr - (size_t)n, "\r\n\tfor <%s@%s>",
-		              tx->rcpts[0].local, tx->rcpts[0].domain);
-	if (n > 0 && (size_t)n < sizeof hdr)
-		n += snprintf(hdr + n, sizeof hdr - (size_t)n, "; %s\r\n", date);
-	if (n < 0 || (size_t)n >= sizeof hdr)
-		n = (int)strlen(hdr);
-	buf_add(tx, hdr, (size_t)n);
+	hdr_add(&h, "Return-Path: <");
+	hdr_add(&h, tx->mail_from);
+	hdr_add(&h, ">\r\nReceived: from ");
+	hdr_add(&h, s->helo ? s->helo : "unknown");
+	hdr_add(&h, s->client.family == IP_V6 ? " ([IPv6:" : " ([");
+	hdr_add(&h, addr);
+	hdr_add(&h, "])\r\n\tby ");
+	hdr_add(&h, hostname(s));
+	hdr_add(&h, " with ");
+	hdr_add(&h, proto);
+	hdr_add(&h, " id ");
+	hdr_add(&h, tx->queue_id);
+	if (tx->nrcpts == 1) {
+		hdr_add(&h, "\r\n\tfor <");
+		hdr_add(&h, tx->rcpts[0].local);
+		hdr_add(&h, "@");
+		hdr_add(&h, tx->rcpts[0].domain);
+		hdr_add(&h, ">");
+	}
+	hdr_add(&h, "; ");
+	hdr_add(&h, date);
+	hdr_add(&h, "\r\n");
+	buf_add(tx, hdr, h.n);
 	tx->started = true;
 	tx->bol_crlf = true;
 }
