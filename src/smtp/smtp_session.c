@@ -1,12 +1,20 @@
 /*
  * smtp_session: the SMTP state machine. See smtp_session.h.
  *
- * Event flow: libevent calls on_read/on_write/on_event/on_timer; each turns
- * into a step of session_process(), the one loop that consumes input:
- * PROXY header, command lines, DATA lines, BDAT chunks. The loop stops when
- * input runs out, when a phase waits (policy run, tarpit timer, delivery),
- * or when the session closes. A waiting phase resumes the loop when it
- * completes, so replies always leave in command order (RFC 2920).
+ * Event flow: libevent calls on_sock_read/on_sock_write (a plain socket),
+ * on_read/on_write/on_event (a bufferevent: TLS after STARTTLS, a pair in the
+ * unit tests) and on_timer; each turns into a step of session_process(), the
+ * one loop that consumes input: PROXY header, command lines, DATA lines,
+ * BDAT chunks. The loop stops when input runs out, when a phase waits
+ * (policy run, tarpit timer, delivery), or when the session closes. A
+ * waiting phase resumes the loop when it completes, so replies always leave
+ * in command order (RFC 2920).
+ *
+ * I/O cost (see "transport"): on a plain socket a readable event is one
+ * recv() into a buffer shared by all sessions, parsed in place; the replies
+ * of a step leave in one send(); EV_WRITE is enabled only while the socket
+ * refuses output. A lockstep transaction costs one recv() per command, one
+ * send() per reply, no epoll_ctl and no allocation for its I/O.
  *
  * Invariants:
  * - The session is freed only in session_free(), only from on_timer

@@ -1,5 +1,6 @@
 /*
- * smtp_session: one SMTP conversation (RFC 5321) on a libevent bufferevent.
+ * smtp_session: one SMTP conversation (RFC 5321) on a plain socket it reads
+ * and writes itself, or on a libevent bufferevent (TLS, test pairs).
  *
  * A state machine in OpenSMTPD's manner: a table of commands {verb, check,
  * proceed}; one enter_state() that logs every transition at debug level;
@@ -9,8 +10,8 @@
  *
  * Extensions: PIPELINING (RFC 2920), SIZE (1870), 8BITMIME (6152),
  * ENHANCEDSTATUSCODES (2034, codes from 3463), STARTTLS (3207), SMTPUTF8
- * (6531), CHUNKING (3030). Input is parsed in place from the input
- * evbuffer, several commands per read, and replies go out in order; while
+ * (6531), CHUNKING (3030). Input is parsed in place from what was read,
+ * several commands per read, and replies go out in order; while
  * a policy run or a delivery is pending nothing more is parsed, so a
  * pipelined batch is answered in order whatever the read boundaries.
  *
