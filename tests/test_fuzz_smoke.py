@@ -28,6 +28,7 @@ CORPUS = {
     "fuzz_sieve": "sieve",
     "fuzz_smtp_parse": "smtp",
     "fuzz_smtp_session": "smtp_session",
+    "fuzz_smtp_socket": "smtp_session",
     "fuzz_mail_address": "mail_address",
     "fuzz_smtp_starttls": "smtp_starttls",
     "fuzz_ctl": "ctl",
