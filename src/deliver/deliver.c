@@ -65,6 +65,7 @@
 
 #include "conf/config.h"
 #include "deliver/spool.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -261,14 +262,7 @@ bool deliver_maildir_path(const char *root, const struct deliver_rcpt *rcpt,
 
 static bool fsync_dir(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	bool ok = fsync(fd) == 0;
-	int e = errno;
-	close(fd);
-	errno = e;
-	return ok;
+	return mx_fsync_dir(path) == 0;
 }
 
 static void parent_of(const char *path, char *out, size_t len)
@@ -979,7 +973,8 @@ static void spool_start(struct deliver *d)
 {
 	char dir[PATH_MAX], err[PATH_MAX + 64];
 	struct stat st;
-	d->root_fd = open(d->maildir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mx_mkdir_p(d->maildir, 0755) == 0)
+		d->root_fd = open(d->maildir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d->root_fd < 0 || fstat(d->root_fd, &st) != 0 ||
 	    snprintf(dir, sizeof dir, "%s/%s", d->maildir, DELIVER_SPOOL_DIR) >= (int)sizeof dir) {
 		log_event(LOG_WARNING, "spool_off", "reason=\"Maildir %s: %s\"", d->maildir,

@@ -22,6 +22,8 @@
  */
 #include "deliver/spool.h"
 
+#include "util/fsutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -207,6 +209,13 @@ struct spool *spool_open(const char *dir, size_t seg_size, char *err, size_t err
 		read_header(s);
 		if (s->gen >= sp->next_gen)
 			sp->next_gen = s->gen + 1;
+	}
+	/* The names must survive a power cut too (fdatasync of a file does not
+	 * write its directory entry): sync the folder and its parent once. */
+	if (mx_fsync_dir(dir) != 0 || mx_fsync_parent(dir) != 0) {
+		snprintf(err, errlen, "spool %s: fsync: %s", dir, strerror(errno));
+		spool_close(sp);
+		return NULL;
 	}
 	return sp;
 }
