@@ -1410,6 +1410,23 @@ static void commit_list(struct deliver *d, struct job_work *list, size_t n)
 	post_done(d, first, last);
 }
 
+/* Phase 1 for a batch taken from the queue: the written jobs as a list in
+ * *head; returns the list's last next pointer. */
+static struct job_work **write_batch(struct deliver *d, struct deliver_job *batch,
+                                     struct job_work **head)
+{
+	struct job_work **tail = head;
+	*head = NULL;
+	for (struct deliver_job *j = batch, *next; j; j = next) {
+		next = j->next;
+		j->next = NULL;
+		struct job_work *w = work_write(d, j);
+		*tail = w;
+		tail = &w->next;
+	}
+	return tail;
+}
+
 /* Maildir writer: takes jobs as they arrive and writes them into tmp/, so
  * that the writing overlaps the committer's sync round. */
 static void maildir_writer(struct deliver *d)
@@ -1430,14 +1447,8 @@ static void maildir_writer(struct deliver *d)
 		struct deliver_job *batch = take_queue(d, &last, &n);
 		pthread_mutex_unlock(&d->mu);
 
-		struct job_work *head = NULL, **tail = &head;
-		for (struct deliver_job *j = batch, *next; j; j = next) {
-			next = j->next;
-			j->next = NULL;
-			struct job_work *w = work_write(d, j);
-			*tail = w;
-			tail = &w->next;
-		}
+		struct job_work *head;
+		struct job_work **tail = write_batch(d, batch, &head);
 		pthread_mutex_lock(&d->mu);
 		*d->written_tail = head;
 		d->written_tail = tail;
@@ -1486,14 +1497,8 @@ static void maildir_alone(struct deliver *d)
 		size_t n;
 		struct deliver_job *batch = take_queue(d, &last, &n);
 		pthread_mutex_unlock(&d->mu);
-		struct job_work *head = NULL, **tail = &head;
-		for (struct deliver_job *j = batch, *next; j; j = next) {
-			next = j->next;
-			j->next = NULL;
-			struct job_work *w = work_write(d, j);
-			*tail = w;
-			tail = &w->next;
-		}
+		struct job_work *head;
+		write_batch(d, batch, &head);
 		commit_list(d, head, n);
 	}
 }
