@@ -17,38 +17,16 @@
 #include "net/listener.h"
 #include "smtp/smtp_server.h"
 #include "smtp/smtp_session.h"
+
+#include "fuzz_server.h"
 #include "util/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char conf_text[] =
-	"Hostname = \"mx.fuzz.test\"\n"
-	"Relay_Domains = ( \"example.test\" )\n"
-	"Maildir = \"/tmp/fuzz-maildir\"\n"
-	"Max_Message_Size = 4K\n"
-	"Max_Recipients_Per_Message = 3\n"
-	"Max_Errors = 30\n"
-	"Bare_LF = \"normalize\"\n"
-	"ESMTP_Listener { Listen \"127.0.0.1:32098\" { } }\n";
-
-static struct event_base *base;
-static struct smtp_server srv;
-static struct net_listener listener;
-
 static void setup(void)
 {
-	char *errs = NULL;
-	struct mx_config *cfg = mx_config_load_text("/tmp/fuzz.conf", conf_text,
-	                                             sizeof conf_text - 1, &errs);
-	if (!cfg)
-		abort();
-	free(errs);
-	log_set_level(LOG_EMERG);
-	base = event_base_new();
-	srv.base = base;
-	srv.cfg = smtp_cfgref_new(cfg);
-	listener.address = (char *)"127.0.0.1:32098";
-	listener.refs = 1;
+	fuzz_server_setup("127.0.0.1:32098", "Max_Recipients_Per_Message = 3\n"
+	                                     "Bare_LF = \"normalize\"\n");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -24,42 +24,22 @@
 #include "net/tls.h"
 #include "smtp/smtp_server.h"
 #include "smtp/smtp_session.h"
+
+#include "fuzz_server.h"
 #include "util/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char conf_text[] =
-	"Hostname = \"mx.fuzz.test\"\n"
-	"Relay_Domains = ( \"example.test\" )\n"
-	"Maildir = \"/tmp/fuzz-maildir\"\n"
-	"TLS_Dir = \"/tmp/fuzz-starttls-tls\"\n"
-	"Max_Message_Size = 4K\n"
-	"Max_Errors = 30\n"
-	"ESMTP_Listener { Listen \"127.0.0.1:32097\" { } }\n";
-
-static struct event_base *base;
-static struct smtp_server srv;
-static struct net_listener listener;
-
 static void setup(void)
 {
-	char *errs = NULL, err[512];
-	struct mx_config *cfg = mx_config_load_text("/tmp/fuzz-starttls.conf", conf_text,
-	                                             sizeof conf_text - 1, &errs);
-	if (!cfg)
-		abort();
-	free(errs);
-	log_set_level(LOG_EMERG);
+	char err[512];
+	struct mx_config *cfg =
+		fuzz_server_setup("127.0.0.1:32097", "TLS_Dir = \"/tmp/fuzz-starttls-tls\"\n");
 	if (net_tls_prepare(cfg, err, sizeof err) < 0)
 		abort();
 	srv.tls = net_tls_create(cfg, err, sizeof err);
 	if (!srv.tls)
 		abort();
-	base = event_base_new();
-	srv.base = base;
-	srv.cfg = smtp_cfgref_new(cfg);
-	listener.address = (char *)"127.0.0.1:32097";
-	listener.refs = 1;
 }
 
 static void feed(struct bufferevent *peer, const void *p, size_t n)
