@@ -1482,21 +1482,25 @@ static void maildir_committer(struct deliver *d)
 	}
 }
 
+/* Wait for work and take every waiting job (up to the batch cap); NULL
+ * once stopping with nothing queued. spool_idle_wait is a plain wait when
+ * there is no spool (relay, Fsync off). */
+static struct deliver_job *next_batch(struct deliver *d, struct deliver_job **lastp, size_t *np)
+{
+	pthread_mutex_lock(&d->mu);
+	while (d->queue == NULL && !d->stopping)
+		spool_idle_wait(d);
+	struct deliver_job *batch = d->queue ? take_queue(d, lastp, np) : NULL;
+	pthread_mutex_unlock(&d->mu);
+	return batch;
+}
+
 /* One thread only: take the queue, write it, commit it. */
 static void maildir_alone(struct deliver *d)
 {
-	for (;;) {
-		pthread_mutex_lock(&d->mu);
-		while (d->queue == NULL && !d->stopping)
-			spool_idle_wait(d);
-		if (d->queue == NULL) {
-			pthread_mutex_unlock(&d->mu);
-			return;
-		}
-		struct deliver_job *last;
-		size_t n;
-		struct deliver_job *batch = take_queue(d, &last, &n);
-		pthread_mutex_unlock(&d->mu);
+	struct deliver_job *batch, *last;
+	size_t n;
+	while ((batch = next_batch(d, &last, &n)) != NULL) {
 		struct job_work *head;
 		write_batch(d, batch, &head);
 		commit_list(d, head, n);
@@ -1517,18 +1521,9 @@ static void *worker_main(void *arg)
 			maildir_writer(d);
 		return NULL;
 	}
-	for (;;) {
-		pthread_mutex_lock(&d->mu);
-		while (d->queue == NULL && !d->stopping)
-			pthread_cond_wait(&d->cv, &d->mu);
-		if (d->queue == NULL) {
-			pthread_mutex_unlock(&d->mu);
-			break;
-		}
-		struct deliver_job *last;
-		size_t n;
-		struct deliver_job *batch = take_queue(d, &last, &n);
-		pthread_mutex_unlock(&d->mu);
+	struct deliver_job *batch, *last;
+	size_t n;
+	while ((batch = next_batch(d, &last, &n)) != NULL) {
 		batch_relay(d, wk, batch);
 		post_done(d, batch, last);
 	}
