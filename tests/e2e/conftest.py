@@ -21,13 +21,17 @@ import pytest
 import mx as harness
 
 
-@pytest.fixture
-def mx_factory(tmp_path, request):
+def server_factory(tmp_path, request, cls, after_stop=None):
+    """The body of a server fixture (a generator): yields make(start=True,
+    **cls kwargs); at teardown stops every server by PID (then runs
+    after_stop(srv)), prints the logs when the test failed, and fails the
+    test on sanitizer or exit problems. tests/policy uses it with its own
+    server class."""
     servers = []
 
     def make(start=True, **kw):
         kw.setdefault("name", f"mx{len(servers)}")
-        srv = harness.MxServer(tmp_path / kw["name"], **kw)
+        srv = cls(tmp_path / kw["name"], **kw)
         servers.append(srv)
         if start:
             for attempt in range(3):
@@ -46,6 +50,8 @@ def mx_factory(tmp_path, request):
     yield make
     for srv in servers:
         srv.stop()
+        if after_stop:
+            after_stop(srv)
     problems = [p for srv in servers for p in srv.problems()]
     failed = getattr(request.node, "rep_call", None)
     if problems or (failed is not None and failed.failed):
@@ -54,6 +60,11 @@ def mx_factory(tmp_path, request):
             print(srv.log_text()[-6000:])
     if problems:
         pytest.fail("server problems at teardown:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def mx_factory(tmp_path, request):
+    yield from server_factory(tmp_path, request, harness.MxServer)
 
 
 @pytest.fixture

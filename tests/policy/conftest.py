@@ -22,7 +22,6 @@ for p in (str(E2E), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import mx as harness  # noqa: E402  (tests/e2e/mx.py)
 import pol  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("mxsieve_e2e_conftest_policy", E2E / "conftest.py")
@@ -40,34 +39,5 @@ def _nofile():
 
 @pytest.fixture
 def pol_factory(tmp_path, request):
-    servers = []
-
-    def make(start=True, **kw):
-        kw.setdefault("name", f"mx{len(servers)}")
-        srv = pol.PolicyServer(tmp_path / kw["name"], **kw)
-        servers.append(srv)
-        if start:
-            for attempt in range(3):
-                try:
-                    srv.start()
-                    break
-                except harness.HarnessError:
-                    if attempt == 2 or "in use" not in srv.log_text().lower():
-                        raise
-                    srv.stop()
-                    srv.exit_statuses.clear()
-                    srv.repick_ports()
-        return srv
-
-    yield make
-    for srv in servers:
-        srv.stop()
-        srv.cleanup_ctl_dir()
-    problems = [p for srv in servers for p in srv.problems()]
-    failed = getattr(request.node, "rep_call", None)
-    if problems or (failed is not None and failed.failed):
-        for srv in servers:
-            print(f"==== log of {srv.name} ({srv.log_path}) ====")
-            print(srv.log_text()[-6000:])
-    if problems:
-        pytest.fail("server problems at teardown:\n" + "\n".join(problems), pytrace=False)
+    yield from _e2e.server_factory(tmp_path, request, pol.PolicyServer,
+                                   after_stop=lambda srv: srv.cleanup_ctl_dir())
