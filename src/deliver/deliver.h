@@ -51,7 +51,10 @@ struct deliver_job {
 	struct deliver_job *next;
 };
 
-/* Start `threads` workers for cfg (Maildir root or relay target). */
+/* Start the workers for cfg (Maildir root or relay target): `threads` of
+ * them for relay and for Maildir without the spool; with Fsync on, open the
+ * spool (replaying what a crash left in it) and run one delivery thread plus
+ * the checkpointer. */
 struct deliver *deliver_create(struct event_base *base, const struct mx_config *cfg,
                                unsigned threads);
 
