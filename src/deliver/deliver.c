@@ -162,7 +162,6 @@ struct deliver {
 	bool other_dev[2];      /* a segment put files on another filesystem (mu) */
 	int ckpt_seg;           /* segment waiting for the checkpointer, -1 (mu) */
 	bool ckpt_stop;         /* (mu) */
-	bool ckpt_running;
 	pthread_t ckpt_tid;
 	pthread_cond_t kcv;     /* ckpt_seg set, or ckpt_stop */
 };
@@ -1022,8 +1021,7 @@ static void spool_start(struct deliver *d)
 	d->ckpt_seg = -1;
 	ts_now(&d->last_append);
 	if (pthread_create(&d->ckpt_tid, NULL, checkpointer_main, d) != 0)
-		abort();
-	d->ckpt_running = true;
+		abort(); /* the spool is on only with its checkpointer */
 }
 
 /* Stop the checkpointer, then checkpoint what is left: a clean stop leaves
@@ -1036,8 +1034,7 @@ static void spool_stop(struct deliver *d)
 	d->ckpt_stop = true;
 	pthread_cond_signal(&d->kcv);
 	pthread_mutex_unlock(&d->mu);
-	if (d->ckpt_running)
-		pthread_join(d->ckpt_tid, NULL);
+	pthread_join(d->ckpt_tid, NULL);
 	int seg = spool_active(d->spool);
 	if (spool_active_used(d->spool))
 		checkpoint(d, seg, d->other_dev[seg]);
