@@ -895,26 +895,28 @@ static bool replay_in_cur(struct replay_ctx *c, const char *mbox, const char *na
 	       bsearch(&name, c->cur_names, c->ncur, sizeof *c->cur_names, cmp_str) != NULL;
 }
 
-/* A path from the spool: relative, "a/b/new/NAME", no empty, "." or ".."
- * part (the spool is ours, but a damaged one must not write elsewhere). */
-static bool replay_path_ok(const char *p)
+/* A path from the spool: relative, exactly "DOMAIN/LOCAL/new/NAME", no
+ * empty, "." or ".." part (the spool is ours, but a damaged one must not
+ * write elsewhere). The third part is checked by position: a mailbox may
+ * be called "new" ("d/new/new/NAME"). */
+bool deliver_spool_path_ok(const char *p)
 {
-	const char *s = p;
+	const char *part[4];
+	size_t len[4];
 	int parts = 0;
-	if (*p == '/' || *p == '\0')
-		return false;
-	for (;;) {
+	for (const char *s = p;;) {
 		const char *e = strchr(s, '/');
 		size_t n = e ? (size_t)(e - s) : strlen(s);
-		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+		if (parts == 4 || n == 0 || (n == 1 && s[0] == '.') ||
+		    (n == 2 && s[0] == '.' && s[1] == '.'))
 			return false;
-		parts++;
+		part[parts] = s;
+		len[parts++] = n;
 		if (e == NULL)
 			break;
 		s = e + 1;
 	}
-	const char *nw = strstr(p, "/new/");
-	return parts == 4 && nw != NULL && strchr(nw + 5, '/') == NULL;
+	return parts == 4 && len[2] == 3 && memcmp(part[2], "new", 3) == 0;
 }
 
 static int replay_one(const struct spool_rec *rec, void *arg)
@@ -924,7 +926,7 @@ static int replay_one(const struct spool_rec *rec, void *arg)
 	char full[PATH_MAX], mbox[PATH_MAX], tmp[2 * PATH_MAX];
 	for (size_t i = 0; i < rec->npaths; i++) {
 		const char *rel = rec->paths[i];
-		if (!replay_path_ok(rel) ||
+		if (!deliver_spool_path_ok(rel) ||
 		    snprintf(full, sizeof full, "%s/%s", d->maildir, rel) >= (int)sizeof full) {
 			snprintf(c->err, sizeof c->err, "bad path in the spool: %.200s", rel);
 			return -EINVAL;
@@ -934,11 +936,12 @@ static int replay_one(const struct spool_rec *rec, void *arg)
 			c->present++;
 			continue;
 		}
-		char *nw = strstr(full, "/new/");
-		size_t ml = (size_t)(nw - full);
+		/* full ends in "/new/NAME" (checked above); the root may hold a
+		 * "/new/" of its own, so cut from the end */
+		const char *name = strrchr(full, '/') + 1;
+		size_t ml = (size_t)(name - full) - 5;
 		memcpy(mbox, full, ml);
 		mbox[ml] = '\0';
-		const char *name = nw + 5;
 		if (replay_in_cur(c, mbox, name)) {
 			c->moved++;
 			continue;

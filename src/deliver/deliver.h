@@ -88,6 +88,10 @@ bool deliver_maildir_component(const char *in, char *out, size_t len);
 bool deliver_maildir_path(const char *root, const struct deliver_rcpt *rcpt,
                           char *out, size_t len);
 
+/* Is p (from a spool record) a path the replay may write: relative, exactly
+ * "DOMAIN/LOCAL/new/NAME", no empty, "." or ".." part? */
+bool deliver_spool_path_ok(const char *p);
+
 /* deliver_clean_tmp's work for one root, without logging: files removed. */
 size_t deliver_clean_tmp_count(const char *root);
 

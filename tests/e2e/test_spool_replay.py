@@ -73,6 +73,25 @@ def test_replay_restores_what_a_power_cut_lost(mx_factory):
     assert mx.stop() == 0
 
 
+def test_replay_into_a_mailbox_called_new(mx_factory):
+    """"new@" lives in DOMAIN/new/: its spool paths are DOMAIN/new/new/NAME.
+    The replay's path check once took the first "/new/" for the folder and
+    set the whole spool aside."""
+    mx = mx_factory(options={"Max_Receptions_Per_Connection": 0})
+    send_many(mx, [["new@example.test"]] * 2)
+    mx.kill()
+    files = mx.new_files("new@example.test")
+    assert len(files) == 2
+    original = files[0].read_bytes()
+    files[0].unlink()
+    mx.start()
+    ev = mx.wait_event("spool_replay")
+    assert int(ev["written"]) == 1, ev
+    assert files[0].read_bytes() == original
+    assert not mx.events("spool_replay_failed"), mx.log_text()[-2000:]
+    assert mx.stop() == 0
+
+
 def test_checkpointed_records_are_not_replayed(mx_factory):
     mx = mx_factory()
     send_many(mx, [["c@example.test"]] * 3)

@@ -185,6 +185,30 @@ UNIT_TEST(component_escaping)
 	CHECK(!deliver_maildir_path("/m", &r, out, 10));
 }
 
+/* The replay writes only DOMAIN/LOCAL/new/NAME under the Maildir root; a
+ * mailbox called "new" is one of those (it was refused before). */
+UNIT_TEST(spool_path_check)
+{
+	static const char *const ok[] = {
+		"example.test/bob/new/1.M2P3Q4.host,S=10",
+		"example.test/new/new/1.M2P3Q4.host,S=10",
+		"new/new/new/new",
+		"d/%2E/new/x",
+		"d/l/new/..x",
+	};
+	static const char *const bad[] = {
+		"", "/example.test/bob/new/x", "example.test/bob/cur/x", "example.test/bob/tmp/x",
+		"example.test/bob/new/", "example.test/bob/new", "example.test/bob/new/x/y",
+		"example.test/../new/x", "../bob/new/x", "example.test/./new/x",
+		"example.test//new/x", "example.test/bob/new/..", "example.test/bob/new/.",
+		"bob/new/x", "a/b/c/new/x", "example.test/bob/newx/x",
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		CHECK(deliver_spool_path_ok(ok[i]));
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK(!deliver_spool_path_ok(bad[i]));
+}
+
 UNIT_TEST(one_job_several_mailboxes)
 {
 	char extra[256], dir[256], f1[512], f2[512], detail[256] = "";
