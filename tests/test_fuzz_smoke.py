@@ -32,6 +32,7 @@ CORPUS = {
     "fuzz_mail_address": "mail_address",
     "fuzz_smtp_starttls": "smtp_starttls",
     "fuzz_ctl": "ctl",
+    "fuzz_spool": "spool",
 }
 
 TARGETS = sorted(p.stem for p in (ROOT / "tests" / "fuzz").glob("fuzz_*.c"))
