@@ -126,6 +126,37 @@ static void recover(struct parser *p)
 static struct sieve_node *parse_test(struct parser *p);
 static bool parse_block(struct parser *p, struct vec *out);
 
+/* The items of a parenthesised list whose '(' is consumed, up to and with
+ * its ')': each starts with a token of `kind` and is parsed by `parse`. The
+ * errors name `item` ("expected ITEM, found ...") and `where` for a bad
+ * separator ("expected ',' or ')' WHERE, found ..."). */
+static bool parse_paren_list(struct parser *p, enum sieve_tok kind,
+                             struct sieve_node *(*parse)(struct parser *), struct vec *out,
+                             const char *item, const char *where)
+{
+	for (;;) {
+		if (p->cur.kind != kind) {
+			sieve_error(p->c, p->cur.line, p->cur.col, "expected %s, found %s", item,
+			            tok_desc(&p->cur));
+			return false;
+		}
+		struct sieve_node *n = parse(p);
+		if (!n || !push(p, out, n))
+			return false;
+		if (p->cur.kind == TOK_COMMA) {
+			next(p);
+			continue;
+		}
+		if (p->cur.kind == TOK_RPAREN) {
+			next(p);
+			return true;
+		}
+		sieve_error(p->c, p->cur.line, p->cur.col, "expected ',' or ')' %s, found %s", where,
+		            tok_desc(&p->cur));
+		return false;
+	}
+}
+
 static struct sieve_node *parse_string_list(struct parser *p)
 {
 	struct sieve_node *list = new_node(p, NODE_LIST, p->cur.line, p->cur.col);
@@ -273,29 +304,9 @@ static bool parse_arguments(struct parser *p, struct sieve_node *n)
 	} else if (p->cur.kind == TOK_LPAREN) {
 		n->test_list = true;
 		next(p);
-		for (;;) {
-			if (p->cur.kind != TOK_IDENT) {
-				sieve_error(p->c, p->cur.line, p->cur.col,
-				            "expected a test in the test list, found %s",
-				            tok_desc(&p->cur));
-				return false;
-			}
-			struct sieve_node *t = parse_test(p);
-			if (!t || !push(p, &tests, t))
-				return false;
-			if (p->cur.kind == TOK_COMMA) {
-				next(p);
-				continue;
-			}
-			if (p->cur.kind == TOK_RPAREN) {
-				next(p);
-				break;
-			}
-			sieve_error(p->c, p->cur.line, p->cur.col,
-			            "expected ',' or ')' in the test list, found %s",
-			            tok_desc(&p->cur));
+		if (!parse_paren_list(p, TOK_IDENT, parse_test, &tests, "a test in the test list",
+		                      "in the test list"))
 			return false;
-		}
 	}
 	n->items = args.v;
 	n->nitems = args.n;
@@ -368,29 +379,9 @@ static struct sieve_node *parse_command(struct parser *p)
 		} else {
 			as->destructure = true;
 			next(p);
-			for (;;) {
-				if (p->cur.kind != TOK_VAR) {
-					sieve_error(p->c, p->cur.line, p->cur.col,
-					            "expected a variable in ( ), found %s",
-					            tok_desc(&p->cur));
-					return NULL;
-				}
-				struct sieve_node *v = parse_var(p);
-				if (!v || !push(p, &targets, v))
-					return NULL;
-				if (p->cur.kind == TOK_COMMA) {
-					next(p);
-					continue;
-				}
-				if (p->cur.kind == TOK_RPAREN) {
-					next(p);
-					break;
-				}
-				sieve_error(p->c, p->cur.line, p->cur.col,
-				            "expected ',' or ')' after a variable, found %s",
-				            tok_desc(&p->cur));
+			if (!parse_paren_list(p, TOK_VAR, parse_var, &targets, "a variable in ( )",
+			                      "after a variable"))
 				return NULL;
-			}
 		}
 		as->items = targets.v;
 		as->nitems = targets.n;

@@ -62,6 +62,34 @@ UNIT_TEST(errors_have_positions_and_all_are_reported)
 	sieve_diags_clear(&d);
 }
 
+/* The two parenthesised lists (a test list, the variables of an assignment)
+ * report a wrong item and a wrong separator where they are. */
+UNIT_TEST(list_errors_name_the_list_and_the_place)
+{
+	static const struct {
+		const char *src, *want;
+	} cases[] = {
+		{"if anyof (true, \"x\") { keep; }\n",
+		 "l.sieve:1:17: expected a test in the test list, found a string"},
+		{"if anyof (true; false) { keep; }\n",
+		 "l.sieve:1:15: expected ',' or ')' in the test list, found ';'"},
+		{"($a, 5) = audit_connections_on_service \"/32\";\n",
+		 "l.sieve:1:6: expected a variable in ( ), found a number"},
+		{"($a $b) = audit_connections_on_service \"/32\";\n",
+		 "l.sieve:1:5: expected ',' or ')' after a variable, found a variable"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct sieve_diags d = {0};
+		struct sieve_script *s = sieve_compile("l.sieve", cases[i].src, strlen(cases[i].src),
+		                                       MX_PHASE_CONNECT, NULL, &d);
+		CHECK(s == NULL);
+		CHECK(d.count >= 1);
+		if (d.count >= 1)
+			CHECK_STR(d.lines[0], cases[i].want);
+		sieve_diags_clear(&d);
+	}
+}
+
 UNIT_TEST(dns_suspends_and_resumes)
 {
 	const char *src = "$a = ec_dns_lookup \"x.example\" \"TXT\";\n"
