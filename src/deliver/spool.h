@@ -7,9 +7,9 @@
  * (data, then the rename), ~1.3 ms for a round of 50 messages on the
  * project machine. With it the committer appends every message of the round
  * to a preallocated log file and fdatasync()s that one file (~0.15 ms);
- * the Maildir files are still written into tmp/ before the 250 and renamed
- * into new/ right after it, but made durable later, in bulk, by a
- * checkpoint (syncfs) in the background. After a power cut, the log's records that no checkpoint
+ * the Maildir files are still written and renamed into new/ before the 250,
+ * but made durable later, in bulk, by a checkpoint (syncfs) in the
+ * background. After a power cut, the log's records that no checkpoint
  * covered are written again into the Maildir at start (deliver.c does it,
  * from spool_replay), so a file in new/ that the cut left empty or short is
  * replaced by its full content.

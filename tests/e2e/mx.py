@@ -394,21 +394,8 @@ class MxServer:
         # docs/CONFIGURATION.md: domain and local part are ASCII-lower-cased
         return self.maildir / domain.lower() / local.lower()
 
-    def settle(self, timeout=5.0):
-        """With the spool, a message's file is renamed from tmp/ into new/
-        just after its 250 (the spool already holds it). While the server
-        runs, wait until tmp/ is empty, so that every answered message is
-        in new/. A killed or stopped server is left as it is."""
-        if not self.running():
-            return
-        deadline = time.monotonic() + timeout * SLOW
-        while self.tmp_files() and time.monotonic() < deadline:
-            time.sleep(0.005)
-
     def new_files(self, addr=None):
-        """Files in new/ of one mailbox, or of every mailbox when addr is None
-        (after settle())."""
-        self.settle()
+        """Files in new/ of one mailbox, or of every mailbox when addr is None."""
         if addr is not None:
             d = self.mailbox(addr) / "new"
             return sorted(d.iterdir()) if d.is_dir() else []

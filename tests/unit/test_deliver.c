@@ -121,18 +121,6 @@ static int count_files(const char *dir)
 	return n;
 }
 
-/* count_files once it reaches want, or after 5 s whatever it is: with the
- * spool the files are renamed into new/ just after the completions. */
-static int count_files_settled(const char *dir, int want)
-{
-	int n = count_files(dir);
-	for (int i = 0; i < 5000 && n != want; i++) {
-		usleep(1000);
-		n = count_files(dir);
-	}
-	return n;
-}
-
 /* The name of the only file in DIR into out. */
 static bool only_file(const char *dir, char *out, size_t len)
 {
@@ -238,14 +226,14 @@ UNIT_TEST(one_job_several_mailboxes)
 	CHECK_EQ(n_ok, 1);
 	CHECK_STR(detail, "");
 	snprintf(dir, sizeof dir, "%s/md1/example.test/bob/new", tmpdir);
-	CHECK_EQ(count_files_settled(dir, 1), 1); /* two spellings, one mailbox, one copy */
+	CHECK_EQ(count_files(dir), 1); /* two spellings, one mailbox, one copy */
 	CHECK(only_file(dir, f1, sizeof f1));
 	snprintf(dir, sizeof dir, "%s/md1/example.test/bob/tmp", tmpdir);
 	CHECK_EQ(count_files(dir), 0);
 	snprintf(dir, sizeof dir, "%s/md1/example.test/bob/cur", tmpdir);
 	CHECK_EQ(count_files(dir), 0);
 	snprintf(dir, sizeof dir, "%s/md1/other.test/alice/new", tmpdir);
-	CHECK_EQ(count_files_settled(dir, 1), 1);
+	CHECK_EQ(count_files(dir), 1);
 	CHECK(only_file(dir, f2, sizeof f2));
 	size_t len;
 	char *body = slurp(f1, &len);
@@ -285,7 +273,7 @@ UNIT_TEST(group_commit_many_jobs)
 	int total = 0;
 	for (int u = 0; u < 7; u++) {
 		snprintf(dir, sizeof dir, "%s/md2/example.test/user%d/new", tmpdir, u);
-		total += count_files_settled(dir, N / 7 + (u < N % 7));
+		total += count_files(dir);
 	}
 	CHECK_EQ(total, N); /* unique names: nothing overwritten */
 	deliver_destroy(d);
@@ -331,7 +319,7 @@ UNIT_TEST(failure_is_tempfail_and_all_or_nothing)
 	CHECK(run_until_done(10));
 	CHECK_EQ(n_temp, 1);
 	snprintf(path, sizeof path, "%s/md3/good.test/ok/new", tmpdir);
-	CHECK_EQ(count_files_settled(path, 1), 1);
+	CHECK_EQ(count_files(path), 1);
 	snprintf(path, sizeof path, "%s/md3/good.test/ok/tmp", tmpdir);
 	CHECK_EQ(count_files(path), 0);
 	/* a batch mixing good and bad jobs: the good ones still succeed */
@@ -343,7 +331,7 @@ UNIT_TEST(failure_is_tempfail_and_all_or_nothing)
 	CHECK_EQ(n_ok, 10);
 	CHECK_EQ(n_temp, 10);
 	snprintf(path, sizeof path, "%s/md3/good.test/ok/new", tmpdir);
-	CHECK_EQ(count_files_settled(path, 11), 11);
+	CHECK_EQ(count_files(path), 11);
 	deliver_destroy(d);
 	mx_config_free(cfg);
 }
