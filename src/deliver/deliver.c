@@ -453,6 +453,11 @@ static void job_write(struct deliver *d, struct job_work *w)
 		w->failed = true;
 		return;
 	}
+	/* From here on only the LF copy is used: give the CRLF one back now
+	 * rather than when the loop frees the job, so that a big message is
+	 * not held twice while its round runs. */
+	free(job->data);
+	job->data = NULL;
 	for (size_t i = 0; i < w->nfiles; i++) {
 		struct mbox_file *f = &w->files[i];
 		for (int attempt = 0;; attempt++) {

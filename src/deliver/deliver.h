@@ -40,7 +40,8 @@ struct deliver_job {
 	char *mail_from;            /* reverse-path without <>, "" for the null sender */
 	struct deliver_rcpt *rcpts;
 	size_t nrcpts;
-	char *data;                 /* whole message, CRLF line ends */
+	char *data;                 /* whole message, CRLF line ends; Maildir delivery
+	                             * frees it (NULL) once it holds its LF copy */
 	size_t len;
 	/* filled by the worker */
 	enum deliver_status status;

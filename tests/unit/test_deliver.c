@@ -67,12 +67,15 @@ static struct deliver_job *make_job(const char *from, const char *const *rcpts,
 
 static int pending;
 static int n_ok, n_temp, n_perm;
+static int n_data_kept; /* completed Maildir jobs whose CRLF copy was not freed */
 
 static void on_done(struct deliver_job *job, void *arg)
 {
 	char *detail = arg;
-	if (job->status == DELIVER_OK)
+	if (job->status == DELIVER_OK) {
 		n_ok++;
+		n_data_kept += job->data != NULL;
+	}
 	else if (job->status == DELIVER_TEMPFAIL)
 		n_temp++;
 	else
@@ -103,7 +106,7 @@ static bool run_until_done(int secs)
 
 static void reset_counts(void)
 {
-	n_ok = n_temp = n_perm = 0;
+	n_ok = n_temp = n_perm = n_data_kept = 0;
 }
 
 /* Files in DIR (regular, not hidden). */
@@ -270,6 +273,7 @@ UNIT_TEST(group_commit_many_jobs)
 	}
 	CHECK(run_until_done(60));
 	CHECK_EQ(n_ok, N);
+	CHECK_EQ(n_data_kept, 0); /* each CRLF copy given back once the LF one was made */
 	int total = 0;
 	for (int u = 0; u < 7; u++) {
 		snprintf(dir, sizeof dir, "%s/md2/example.test/user%d/new", tmpdir, u);
