@@ -75,11 +75,11 @@ static void on_done(struct deliver_job *job, void *arg)
 	if (job->status == DELIVER_OK) {
 		n_ok++;
 		n_data_kept += job->data != NULL;
-	}
-	else if (job->status == DELIVER_TEMPFAIL)
+	} else if (job->status == DELIVER_TEMPFAIL) {
 		n_temp++;
-	else
+	} else {
 		n_perm++;
+	}
 	if (detail)
 		snprintf(detail, 256, "%s", job->detail);
 	deliver_job_free(job);
