@@ -283,26 +283,26 @@ static struct smtp_session *io_stage_owner;
 
 static void schedule_free(struct smtp_session *s);
 
+/* Add or remove a plain socket's read or write event, only on a change. */
+static void ev_set(struct smtp_session *s, struct event *ev, bool *added, bool on)
+{
+	if (s->bev || *added == on)
+		return;
+	*added = on;
+	if (on)
+		event_add(ev, NULL);
+	else
+		event_del(ev);
+}
+
 static void rd_set(struct smtp_session *s, bool on)
 {
-	if (s->bev || s->rd_on == on)
-		return;
-	s->rd_on = on;
-	if (on)
-		event_add(s->rev, NULL);
-	else
-		event_del(s->rev);
+	ev_set(s, s->rev, &s->rd_on, on);
 }
 
 static void wr_set(struct smtp_session *s, bool on)
 {
-	if (s->bev || s->wr_on == on)
-		return;
-	s->wr_on = on;
-	if (on)
-		event_add(s->wev, NULL);
-	else
-		event_del(s->wev);
+	ev_set(s, s->wev, &s->wr_on, on);
 }
 
 /* The unconsumed input: [*p, *p + returned length). */

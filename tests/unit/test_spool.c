@@ -118,10 +118,8 @@ UNIT_TEST(append_then_replay_gives_the_records_back)
 	CHECK(spool_append(sp, recs, 2) == 0);
 	CHECK(spool_active_used(sp));
 	CHECK(append_one(sp, "d/u3/new/n3", 'z', 0) == 0); /* an empty message */
-	sp = reopen(sp);
-	struct seen s = {0};
-	size_t n = 0;
-	CHECK(spool_replay(sp, collect, &s, &n) == 0);
+	struct seen s;
+	size_t n = replayed(&sp, &s);
 	CHECK(n == 3 && s.n == 3);
 	CHECK_STR(s.paths[0], "d/u1/new/n1");
 	CHECK(s.lens[0] == 6 && s.first_bytes[0] == 'h');
@@ -131,10 +129,7 @@ UNIT_TEST(append_then_replay_gives_the_records_back)
 	CHECK(s.lens[2] == 0);
 	/* after a reset nothing is left to replay */
 	CHECK(spool_reset(sp) == 0);
-	sp = reopen(sp);
-	memset(&s, 0, sizeof s);
-	CHECK(spool_replay(sp, collect, &s, &n) == 0);
-	CHECK(n == 0);
+	CHECK(replayed(&sp, &s) == 0);
 	spool_close(sp);
 }
 
@@ -164,11 +159,8 @@ UNIT_TEST(rotation_needs_a_clean_segment_and_keeps_order)
 	/* segment 0 is not clean yet: no second rotation */
 	CHECK(spool_rotate(sp) == -EBUSY);
 	/* a crash now replays both, the older generation first */
-	sp = reopen(sp);
-	struct seen s = {0};
-	size_t n = 0;
-	CHECK(spool_replay(sp, collect, &s, &n) == 0);
-	CHECK(n == 2);
+	struct seen s;
+	CHECK(replayed(&sp, &s) == 2);
 	CHECK_STR(s.paths[0], "d/a/new/old");
 	CHECK_STR(s.paths[1], "d/a/new/young");
 	spool_close(sp);
@@ -182,10 +174,7 @@ UNIT_TEST(rotation_needs_a_clean_segment_and_keeps_order)
 	CHECK(spool_rotate(sp) == 1);
 	CHECK(spool_mark_clean(sp, 1) == 0);
 	CHECK(append_one(sp, "d/a/new/gen3", '3', 10) == 0);
-	sp = reopen(sp);
-	memset(&s, 0, sizeof s);
-	CHECK(spool_replay(sp, collect, &s, &n) == 0);
-	CHECK(n == 1);
+	CHECK(replayed(&sp, &s) == 1);
 	CHECK_STR(s.paths[0], "d/a/new/gen3");
 	spool_close(sp);
 }
@@ -219,11 +208,8 @@ UNIT_TEST(pinned_segment_stays_dirty)
 	CHECK(spool_mark_clean(sp, old) == 0); /* a no-op for a pinned one */
 	CHECK(append_one(sp, "d/a/new/next", 'n', 10) == 0);
 	CHECK(spool_rotate(sp) == -EBUSY);     /* never reused */
-	sp = reopen(sp);
-	struct seen s = {0};
-	size_t n = 0;
-	CHECK(spool_replay(sp, collect, &s, &n) == 0);
-	CHECK(n == 2);
+	struct seen s;
+	CHECK(replayed(&sp, &s) == 2);
 	CHECK_STR(s.paths[0], "d/a/new/stuck");
 	spool_close(sp);
 }
