@@ -13,7 +13,6 @@
 #include <string.h>
 
 #define AUDIT_DEFAULT_MAX_TRACKED 262144
-#define AUDIT_MONITORS_MAX 16
 #define AUDIT_WINDOWS_MAX 1024
 #define AUDIT_WINDOW_S_MAX 1000000u
 #define AUDIT_SERIES_MAX 32
@@ -430,6 +429,14 @@ bool audit_sliding(struct audit *a, size_t monitor, enum audit_counter counter,
 	/* prev * left / wms without overflow (left <= wms <= 1e9). */
 	*out = cur + (prev / wms) * left + (prev % wms) * left / wms;
 	return true;
+}
+
+int audit_monitor_find(const struct audit *a, unsigned window, unsigned count)
+{
+	for (size_t i = 0; i < a->nmonitors; i++)
+		if (a->monitors[i].window == window && a->monitors[i].count == count)
+			return (int)i;
+	return -1;
 }
 
 bool audit_window_sum(struct audit *a, size_t monitor, enum audit_counter counter,

@@ -147,6 +147,8 @@ struct audit_monitor_spec {
 	unsigned count;  /* N: windows kept; window 0 is the current one */
 };
 
+#define AUDIT_MONITORS_MAX 16 /* audit_create refuses more */
+
 struct audit_config {
 	const struct audit_monitor_spec *monitors;
 	size_t nmonitors;
@@ -207,6 +209,9 @@ void audit_record(struct audit *a, const struct ip_addr *client,
 bool audit_sliding(struct audit *a, size_t monitor, enum audit_counter counter,
                    const struct ip_addr *net, unsigned prefix, uint64_t now_ms,
                    uint64_t *out);
+
+/* The index of the monitor of that shape ("W,N"), or -1. */
+int audit_monitor_find(const struct audit *a, unsigned window, unsigned count);
 
 /* Plain sum over windows start..end (inclusive, 0 = current) of a monitor. */
 bool audit_window_sum(struct audit *a, size_t monitor, enum audit_counter counter,

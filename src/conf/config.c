@@ -619,6 +619,11 @@ static void special_monitors(struct ctx *c, const struct conf_node *n)
 			    shown(v, buf, sizeof buf));
 			continue;
 		}
+		if (a->nmonitors == MX_AUDIT_MONITORS_MAX) {
+			ERR(c, n->values[i].line, "too many monitors: at most %d",
+			    MX_AUDIT_MONITORS_MAX);
+			break;
+		}
 		a->monitors = xreallocarray(a->monitors, a->nmonitors + 1, sizeof *a->monitors);
 		a->monitors[a->nmonitors].window = (unsigned)win;
 		a->monitors[a->nmonitors].count = (unsigned)cnt;
@@ -1197,6 +1202,56 @@ bool mx_config_accepts_domain(const struct mx_config *cfg, const char *domain)
 			return true;
 	}
 	return false;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+static bool monitors_differ(const struct mx_audit_conf *a, const struct mx_audit_conf *b)
+{
+	if (a->nmonitors != b->nmonitors || a->max_tracked != b->max_tracked)
+		return true;
+	for (size_t i = 0; i < a->nmonitors; i++)
+		if (a->monitors[i].window != b->monitors[i].window ||
+		    a->monitors[i].count != b->monitors[i].count)
+			return true;
+	return false;
+}
+
+size_t mx_config_restart_changes(const struct mx_config *old, const struct mx_config *cfg,
+                                 char *out, size_t len)
+{
+	const struct {
+		const char *name;
+		bool changed;
+	} items[] = {
+		{"User", str_differs(old->user, cfg->user)},
+		{"Log_Syslog", old->log_syslog != cfg->log_syslog},
+		{"Control_Listener", str_differs(old->control_path, cfg->control_path)},
+		{"Delivery", old->delivery != cfg->delivery},
+		{"Maildir", str_differs(old->maildir, cfg->maildir)},
+		{"Relay_Target", str_differs(old->relay_target, cfg->relay_target)},
+		{"Fsync", old->fsync != cfg->fsync},
+		{"inbound_audit", monitors_differ(&old->audit, &cfg->audit)},
+	};
+	size_t n = 0, used = 0;
+
+	if (len > 0)
+		out[0] = '\0';
+	for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+		if (!items[i].changed)
+			continue;
+		size_t w = strlen(items[i].name) + (n ? 2 : 0);
+		if (used + w < len) /* whole names only */
+			used += (size_t)snprintf(out + used, len - used, "%s%s", n ? ", " : "",
+			                         items[i].name);
+		n++;
+	}
+	return n;
 }
 
 const char *mx_phase_name(enum mx_phase phase)

@@ -88,6 +88,8 @@ struct mx_sieve_conf {
 	unsigned dns_timeout;         /* seconds */
 };
 
+#define MX_AUDIT_MONITORS_MAX 16 /* monitors = ( ... ) entries, at most */
+
 /* inbound_audit { monitors = ("300,6" "1800,4"); max_tracked = N; } */
 struct mx_audit_conf {
 	struct {
@@ -156,6 +158,13 @@ bool mx_config_accepts_domain(const struct mx_config *cfg, const char *domain);
  * an IPv6 literal; an unbracketed host with a ':' is refused. */
 bool mx_hostport_split(const char *text, char *host, size_t hostlen,
                        uint16_t *port, bool need_port);
+
+/* The settings that only a restart changes (the delivery threads, the
+ * audit's monitors, the console socket and the identity are set up once)
+ * and that differ between `old` and `cfg`: their names, ", "-separated, in
+ * out (the names that fit in len). Returns how many differ. */
+size_t mx_config_restart_changes(const struct mx_config *old, const struct mx_config *cfg,
+                                 char *out, size_t len);
 
 /* Phase names as in the config and the policy language: "connect", ... */
 const char *mx_phase_name(enum mx_phase phase);

@@ -173,54 +173,66 @@ void mx_server_stop(struct mx_server *srv)
 	smtp_server_drain(&srv->smtp);
 }
 
-int mx_server_reload(struct mx_server *srv, char **errors)
+static unsigned dns_timeout_of(const struct mx_config *cfg)
+{
+	return cfg->sieve ? cfg->sieve->dns_timeout : 5;
+}
+
+int mx_server_reload(struct mx_server *srv, char **errors, char *note, size_t notelen)
 {
 	char *errs = NULL, err[512];
-	struct mx_config *cfg = mx_config_load(srv->config_path, &errs);
+	struct policy *pol = NULL;
+	SSL_CTX *tls = NULL;
+	struct dns_resolver *dns = NULL;
+	struct smtp_cfgref *ref = NULL;
+	const struct mx_config *old = srv->smtp.cfg->cfg;
 
 	*errors = NULL;
+	if (notelen > 0)
+		note[0] = '\0';
+	struct mx_config *cfg = mx_config_load(srv->config_path, &errs);
 	if (!cfg) {
 		*errors = errs ? errs : strdup("unknown error");
 		return -1;
 	}
 	free(errs);
 	errs = NULL;
-	struct policy *pol = policy_load(cfg, &errs);
-	if (!pol) {
-		mx_config_free(cfg);
+	if (!(pol = policy_load(cfg, &errs))) {
 		*errors = errs ? errs : strdup("policy scripts failed to compile");
-		return -1;
+		goto fail;
 	}
 	free(errs);
-	SSL_CTX *tls = NULL;
-	if (net_tls_prepare(cfg, err, sizeof err) < 0 || !(tls = net_tls_create(cfg, err, sizeof err))) {
-		policy_unref(pol);
-		mx_config_free(cfg);
-		*errors = strdup(err);
-		return -1;
+	if (net_tls_prepare(cfg, err, sizeof err) < 0 || !(tls = net_tls_create(cfg, err, sizeof err)))
+		goto fail_err;
+	if ((old->dns_server == NULL) != (cfg->dns_server == NULL) ||
+	    (old->dns_server && strcmp(old->dns_server, cfg->dns_server) != 0) ||
+	    dns_timeout_of(old) != dns_timeout_of(cfg)) {
+		dns = dns_resolver_create(srv->base, cfg->dns_server, dns_timeout_of(cfg), err,
+		                          sizeof err);
+		if (!dns)
+			goto fail_err;
 	}
-	if (sync_listeners(srv, cfg, true, err, sizeof err) < 0) {
-		/* keep what was bound so far; report the failure */
-		SSL_CTX_free(tls);
-		policy_unref(pol);
-		mx_config_free(cfg);
-		*errors = strdup(err);
-		return -1;
+	/* Last, because what it binds stays bound: on failure, keep what was
+	 * bound so far and report. */
+	if (sync_listeners(srv, cfg, true, err, sizeof err) < 0)
+		goto fail_err;
+	if (!(ref = smtp_cfgref_new(cfg))) {
+		snprintf(err, sizeof err, "out of memory");
+		goto fail_err;
 	}
-	const struct mx_config *old = srv->smtp.cfg->cfg;
-	if ((old->maildir && cfg->maildir && strcmp(old->maildir, cfg->maildir) != 0) ||
-	    old->delivery != cfg->delivery)
-		log_event(LOG_WARNING, "reload", "note=\"Maildir/Delivery change needs a restart\"");
+	/* Committed from here on. */
+	if (mx_config_restart_changes(old, cfg, note, notelen) > 0) {
+		char q[600];
+		log_event(LOG_WARNING, "reload", "restart_needed=%s note=\"changed, but kept as they "
+		          "were until a restart\"", log_quote(note, strlen(note), q, sizeof q));
+	}
+	if (dns) {
+		dns_resolver_adopt(dns, srv->smtp.dns);
+		srv->smtp.dns = dns;
+	}
 	SSL_CTX_free(srv->smtp.tls);
 	srv->smtp.tls = tls;
 	log_set_level(cfg->log_level);
-	struct smtp_cfgref *ref = smtp_cfgref_new(cfg);
-	if (!ref) {
-		policy_unref(pol);
-		mx_config_free(cfg);
-		*errors = strdup("out of memory");
-		return -1;
-	}
 	smtp_server_set_config(&srv->smtp, ref);
 	if (srv->policy)
 		policy_unref(srv->policy);
@@ -228,6 +240,16 @@ int mx_server_reload(struct mx_server *srv, char **errors)
 	srv->smtp.policy = pol;
 	log_event(LOG_INFO, "reload", "config=%s result=ok", srv->config_path);
 	return 0;
+
+fail_err:
+	*errors = strdup(err);
+fail:
+	dns_resolver_free(dns);
+	SSL_CTX_free(tls);
+	if (pol)
+		policy_unref(pol);
+	mx_config_free(cfg);
+	return -1;
 }
 
 /* One log line per error of a failed reload, then the verdict. */
@@ -260,8 +282,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (sig == SIGHUP) {
-		char *errors = NULL;
-		if (mx_server_reload(srv, &errors) < 0)
+		char *errors = NULL, note[256];
+		if (mx_server_reload(srv, &errors, note, sizeof note) < 0)
 			log_reload_failure(srv, errors);
 		free(errors);
 		return;
@@ -280,11 +302,15 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 static char *ctl_reload(void *arg, int argc, char **argv)
 {
-	char *errors = NULL;
+	char *errors = NULL, note[256], ok[320];
 	(void)argc;
 	(void)argv;
-	if (mx_server_reload(arg, &errors) == 0)
-		return strdup("reloaded");
+	if (mx_server_reload(arg, &errors, note, sizeof note) == 0) {
+		if (note[0] == '\0')
+			return strdup("reloaded");
+		snprintf(ok, sizeof ok, "reloaded; changed but kept until a restart: %s", note);
+		return strdup(ok);
+	}
 	log_reload_failure(arg, errors);
 	size_t n = strlen(errors) + 32;
 	char *out = malloc(n);
@@ -476,14 +502,7 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		fprintf(stderr, "mxsieve: cannot start delivery\n");
 		return -1;
 	}
-	struct audit_monitor_spec specs[16];
-	struct audit_config ac = {.monitors = specs, .max_tracked = cfg->audit.max_tracked};
-	for (size_t i = 0; i < cfg->audit.nmonitors && i < 16; i++) {
-		specs[i].window = cfg->audit.monitors[i].window;
-		specs[i].count = cfg->audit.monitors[i].count;
-		ac.nmonitors++;
-	}
-	srv->smtp.audit = audit_create(&ac);
+	srv->smtp.audit = policy_audit_create(cfg);
 	if (!srv->smtp.audit) {
 		fprintf(stderr, "mxsieve: cannot create the audit state\n");
 		return -1;

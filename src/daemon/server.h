@@ -12,9 +12,11 @@
  * message is logged and the old config and scripts stay. On success it is swapped in for new sessions (running sessions
  * keep theirs), Listen entries that appeared are bound, those that
  * disappeared are closed (their sessions finish), the TLS context is
- * rebuilt. Not changed by a reload: User, Maildir/Delivery target,
- * inbound_audit monitors, Control_Listener (they need a restart; the log
- * says so when they differ).
+ * rebuilt, a changed DNS_Server or dns_timeout gets a new resolver (lookups
+ * in flight finish on the old one). Not changed by a reload: the settings
+ * mx_config_restart_changes names (User, Log_Syslog, Control_Listener,
+ * Delivery, Maildir, Relay_Target, Fsync, inbound_audit); when they differ
+ * the log and the console's answer name them.
  */
 #ifndef MX_DAEMON_SERVER_H
 #define MX_DAEMON_SERVER_H
@@ -49,9 +51,10 @@ int mx_server_start(struct mx_server *srv, const char *config_path);
 /* Run the event loop until shutdown completes; returns the exit status. */
 int mx_server_run(struct mx_server *srv);
 
-/* Reload the configuration file. Returns 0 on success; on failure -1 and a
- * malloc'd text of every error in *errors (caller frees). */
-int mx_server_reload(struct mx_server *srv, char **errors);
+/* Reload the configuration file. Returns 0 on success, with the names of
+ * changed settings that only a restart applies in note ("" when none); on
+ * failure -1 and a malloc'd text of every error in *errors (caller frees). */
+int mx_server_reload(struct mx_server *srv, char **errors, char *note, size_t notelen);
 
 /* Begin a graceful shutdown (what SIGTERM does). */
 void mx_server_stop(struct mx_server *srv);

@@ -31,6 +31,9 @@ struct dns_resolver {
 	ares_channel channel;
 	struct event *timer;
 	struct dns_sock socks[DNS_MAX_SOCKETS];
+	size_t pending;               /* lookups c-ares still holds */
+	struct dns_resolver *retired; /* resolvers this one replaced, still
+	                                 finishing their lookups; a list */
 };
 
 struct dns_query {
@@ -38,6 +41,14 @@ struct dns_query {
 	enum dns_type type;
 	dns_done_fn done; /* NULL once cancelled */
 	void *arg;
+	/* c-ares may end a query inside ares_query (a server that refused the
+	 * last one, a name it will not look up): that outcome is kept here and
+	 * delivered from the loop, so a callback never runs before dns_lookup
+	 * has returned its handle. */
+	bool starting, ended;
+	enum dns_status st;
+	size_t n;
+	char *answers[DNS_MAX_ANSWERS];
 };
 
 static void dns_rearm(struct dns_resolver *r)
@@ -245,37 +256,93 @@ static size_t dns_parse(enum dns_type type, const unsigned char *abuf, int alen,
 	return n;
 }
 
+static void query_free(struct dns_query *q)
+{
+	for (size_t i = 0; i < q->n; i++)
+		free(q->answers[i]);
+	free(q);
+}
+
+/* Run the callback (unless cancelled) and free the query. */
+static void query_deliver(struct dns_query *q)
+{
+	if (q->done)
+		q->done(q->arg, q->st, (const char *const *)q->answers, q->n);
+	query_free(q);
+}
+
+static void dns_on_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	query_deliver(arg);
+}
+
 static void dns_on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct dns_query *q = arg;
-	char *answers[DNS_MAX_ANSWERS];
-	size_t n = 0;
-	enum dns_status st = DNS_FAILED;
 	bool bad = false;
 
-	if (!q->done) {
+	q->r->pending--;
+	q->ended = true;
+	q->st = DNS_FAILED;
+	if (!q->done && !q->starting) {
 		free(q);
 		return;
 	}
 	if (status == ARES_SUCCESS) {
 		/* A reply the parser refuses (no record of the type, or a
 		 * malformed one) counts as an answer with no records. */
-		n = dns_parse(q->type, abuf, alen, answers, &bad);
-		st = DNS_OK;
-		for (size_t i = 0; i < n; i++)
-			if (!answers[i]) {
-				answers[i] = answers[--n];
+		q->n = dns_parse(q->type, abuf, alen, q->answers, &bad);
+		q->st = DNS_OK;
+		for (size_t i = 0; i < q->n; i++)
+			if (!q->answers[i]) {
+				q->answers[i] = q->answers[--q->n];
 				i--;
 			}
 	} else if (status == ARES_ENOTFOUND) {
-		st = DNS_NXDOMAIN;
+		q->st = DNS_NXDOMAIN;
 	} else if (status == ARES_ENODATA) {
-		st = DNS_OK;
+		q->st = DNS_OK;
 	}
-	q->done(q->arg, st, (const char *const *)answers, n);
-	for (size_t i = 0; i < n; i++)
-		free(answers[i]);
-	free(q);
+	if (!q->starting)
+		query_deliver(q);
+}
+
+static void resolver_destroy(struct dns_resolver *r)
+{
+	/* ares_destroy calls every pending callback with ARES_EDESTRUCTION. */
+	ares_destroy(r->channel);
+	for (int i = 0; i < DNS_MAX_SOCKETS; i++)
+		if (r->socks[i].ev)
+			event_free(r->socks[i].ev);
+	event_free(r->timer);
+	free(r);
+}
+
+/* Free the replaced resolvers whose last lookup has ended. Never called
+ * from inside a c-ares callback of the resolver it frees. */
+static void reap_retired(struct dns_resolver *r)
+{
+	struct dns_resolver **link = &r->retired;
+	while (*link) {
+		struct dns_resolver *old = *link;
+		if (old->pending == 0) {
+			*link = old->retired;
+			resolver_destroy(old);
+		} else {
+			link = &old->retired;
+		}
+	}
+}
+
+void dns_resolver_adopt(struct dns_resolver *r, struct dns_resolver *old)
+{
+	if (!old)
+		return;
+	struct dns_resolver **tail = &r->retired;
+	while (*tail)
+		tail = &(*tail)->retired;
+	*tail = old; /* old's own retired list follows it */
+	reap_retired(r);
 }
 
 struct dns_query *dns_lookup(struct dns_resolver *r, const char *name, enum dns_type type,
@@ -292,31 +359,39 @@ struct dns_query *dns_lookup(struct dns_resolver *r, const char *name, enum dns_
 	q = calloc(1, sizeof *q);
 	if (!q)
 		return NULL;
+	reap_retired(r);
 	q->r = r;
 	q->type = type;
 	q->done = done;
 	q->arg = arg;
+	r->pending++;
+	q->starting = true;
 	ares_query(r->channel, name, ns_c_in, qtype[type], dns_on_answer, q);
+	q->starting = false;
 	dns_rearm(r);
+	if (q->ended) {
+		static const struct timeval now = {0, 0};
+		if (event_base_once(r->base, -1, EV_TIMEOUT, dns_on_deferred, q, &now) < 0) {
+			query_free(q); /* could not start, as far as the caller knows */
+			return NULL;
+		}
+	}
 	return q;
 }
 
 void dns_cancel(struct dns_query *q)
 {
-	/* c-ares still calls back (and frees q there); we only silence it. */
+	/* c-ares (or the deferred delivery) still calls back and frees q
+	 * there; we only silence it. */
 	if (q)
 		q->done = NULL;
 }
 
 void dns_resolver_free(struct dns_resolver *r)
 {
-	if (!r)
-		return;
-	/* ares_destroy calls every pending callback with ARES_EDESTRUCTION. */
-	ares_destroy(r->channel);
-	for (int i = 0; i < DNS_MAX_SOCKETS; i++)
-		if (r->socks[i].ev)
-			event_free(r->socks[i].ev);
-	event_free(r->timer);
-	free(r);
+	while (r) {
+		struct dns_resolver *next = r->retired;
+		resolver_destroy(r);
+		r = next;
+	}
 }

@@ -8,8 +8,9 @@
  * libevent's own evdns was not enough: it resolves A, AAAA and PTR only, and
  * DNSBL TXT records and MX lookups are part of the policy language.
  *
- * A lookup's callback runs once on the loop thread, unless it was cancelled
- * first (dns_cancel), in which case it never runs.
+ * A lookup's callback runs once on the loop thread, never before dns_lookup
+ * has returned, unless it was cancelled first (dns_cancel), in which case it
+ * never runs.
  */
 #ifndef MX_NET_DNS_H
 #define MX_NET_DNS_H
@@ -53,7 +54,13 @@ struct dns_query *dns_lookup(struct dns_resolver *r, const char *name, enum dns_
 /* Forget a lookup in flight: its callback will not run. */
 void dns_cancel(struct dns_query *q);
 
-/* Cancel everything and free. */
+/* r replaces old (a reload with another DNS_Server or dns_timeout): new
+ * lookups go to r; old's lookups in flight end as usual (answer, timeout
+ * or dns_cancel), and old is freed once they have, at a later
+ * dns_lookup or adopt on r, or with r. NULL old does nothing. */
+void dns_resolver_adopt(struct dns_resolver *r, struct dns_resolver *old);
+
+/* Cancel everything, the adopted resolvers' lookups too, and free. */
 void dns_resolver_free(struct dns_resolver *r);
 
 #endif

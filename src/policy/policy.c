@@ -290,6 +290,23 @@ static enum audit_counter audit_counter_of(enum sieve_window_counter c)
 	return AUDIT_CONNECTIONS;
 }
 
+struct audit *policy_audit_create(const struct mx_config *cfg)
+{
+	_Static_assert(MX_AUDIT_MONITORS_MAX <= AUDIT_MONITORS_MAX, "the config allows more");
+	struct audit_monitor_spec specs[AUDIT_MONITORS_MAX];
+	struct audit_config ac = {.monitors = specs};
+
+	if (cfg) {
+		ac.max_tracked = cfg->audit.max_tracked;
+		for (size_t i = 0; i < cfg->audit.nmonitors && i < AUDIT_MONITORS_MAX; i++) {
+			specs[i].window = cfg->audit.monitors[i].window;
+			specs[i].count = cfg->audit.monitors[i].count;
+			ac.nmonitors++;
+		}
+	}
+	return audit_create(&ac);
+}
+
 bool policy_ip_window(const struct policy_client *pc, enum sieve_window_counter counter,
                       const struct sieve_window_query *q, uint64_t *out,
                       char *err, size_t errlen)
@@ -307,22 +324,22 @@ bool policy_ip_window(const struct policy_client *pc, enum sieve_window_counter 
 		}
 		return true;
 	}
-	/* The hash form names its monitor by shape: find its index. */
-	for (size_t i = 0; pc->monitors && i < pc->monitors->nmonitors; i++) {
-		if (pc->monitors->monitors[i].window != q->window ||
-		    pc->monitors->monitors[i].count != q->count)
-			continue;
-		if (q->period_start > q->period_end || q->period_end >= q->count) {
-			snprintf(err, errlen, "period %u-%u is outside monitor \"%u,%u\" (windows 0-%u)",
-			         q->period_start, q->period_end, q->window, q->count, q->count - 1);
-			return false;
-		}
-		return audit_window_sum(pc->audit, i, ac, &net, prefix, q->period_start,
-		                        q->period_end, pc->now_ms, out);
+	/* The hash form names its monitor by shape: the audit's own list says
+	 * which index (a reload that changes the monitors does not change the
+	 * running audit's). */
+	int i = audit_monitor_find(pc->audit, q->window, q->count);
+	if (i < 0) {
+		snprintf(err, errlen, "no inbound_audit monitor \"%u,%u\" is running", q->window,
+		         q->count);
+		return false;
 	}
-	snprintf(err, errlen, "no inbound_audit monitor \"%u,%u\" is configured",
-	         q->window, q->count);
-	return false;
+	if (q->period_start > q->period_end || q->period_end >= q->count) {
+		snprintf(err, errlen, "period %u-%u is outside monitor \"%u,%u\" (windows 0-%u)",
+		         q->period_start, q->period_end, q->window, q->count, q->count - 1);
+		return false;
+	}
+	return audit_window_sum(pc->audit, (size_t)i, ac, &net, prefix, q->period_start,
+	                        q->period_end, pc->now_ms, out);
 }
 
 bool policy_series_sum(const struct policy_client *pc, const char *name, unsigned window,

@@ -54,9 +54,13 @@ char *policy_stats_format(const struct policy_stats *st);
 void policy_stats_reset(struct policy_stats *st);
 
 /* ---- audit answers for one client ---- */
+/* The audit state for cfg's inbound_audit stanza (monitors, max_tracked),
+ * or NULL when out of memory. */
+struct audit *policy_audit_create(const struct mx_config *cfg);
+
+
 struct policy_client {
 	struct audit *audit;
-	const struct mx_audit_conf *monitors; /* to find a monitor by "W,N" */
 	struct ip_addr addr;   /* the session's client */
 	unsigned listener;     /* the listening socket it arrived on */
 	uint64_t now_ms;       /* monotonic clock for windowed data */

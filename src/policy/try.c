@@ -430,7 +430,6 @@ int policy_try_main(int argc, char **argv)
 	const char *sessions[TRY_MAX_LIST];
 	size_t nsessions = 0;
 	int c, status = 1;
-	struct audit_config acfg = {0};
 	struct mx_config *cfg = NULL;
 	struct policy *pol = NULL;
 	const struct sieve_script *scripts[2] = {NULL, NULL};
@@ -507,9 +506,6 @@ int policy_try_main(int argc, char **argv)
 		free(errors);
 		scripts[0] = policy_script(pol, phase, 0);
 		scripts[1] = policy_script(pol, phase, 1);
-		acfg.nmonitors = cfg->audit.nmonitors;
-		acfg.max_tracked = cfg->audit.max_tracked;
-		t.pc.monitors = &cfg->audit;
 	} else {
 		struct sieve_diags diags = {0};
 		own = sieve_compile_file(script, phase, NULL, &diags);
@@ -520,15 +516,7 @@ int policy_try_main(int argc, char **argv)
 			goto out;
 		scripts[0] = own;
 	}
-	struct audit_monitor_spec specs[16];
-	for (size_t i = 0; cfg && i < cfg->audit.nmonitors && i < 16; i++) {
-		specs[i].window = cfg->audit.monitors[i].window;
-		specs[i].count = cfg->audit.monitors[i].count;
-	}
-	if (acfg.nmonitors > 16)
-		acfg.nmonitors = 16;
-	acfg.monitors = specs;
-	t.pc.audit = audit_create(&acfg);
+	t.pc.audit = policy_audit_create(cfg);
 	if (!t.pc.audit) {
 		fprintf(stderr, "mxsieve try: out of memory\n");
 		goto out;

@@ -524,7 +524,6 @@ void smtp_policy_run(struct smtp_session *s, enum mx_phase phase, smtp_policy_do
 	pr->pol = srv->policy;
 	policy_ref(pr->pol);
 	pr->pc.audit = srv->audit;
-	pr->pc.monitors = &smtp_session_config(s)->audit;
 	pr->pc.addr = *smtp_session_client(s);
 	pr->pc.listener = smtp_session_listener(s);
 	pr->pc.now_ms = mx_now_ms();

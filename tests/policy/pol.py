@@ -82,16 +82,28 @@ class PolicyServer(MxServer):
         self.sieve_opts = dict(sieve_opts or {})
         opts = {"Service_Sessions": 30000, "Fsync": False}
         opts.update(options or {})
-        ctl = f'Control_Listener {{ Listen {harness.conf_value(str(self.ctl_path))} {{ }} }}\n'
-        audit = ""
-        if monitors:
-            audit = f"inbound_audit {{ monitors = {harness.conf_value(list(monitors))} }}\n"
-        self.policy_extra = ctl + audit + extra
+        self.monitors = monitors
+        self.user_extra = extra
         super().__init__(tmp, options=opts, extra=self._extra(), **kw)
 
     def _extra(self):
+        ctl = f'Control_Listener {{ Listen {harness.conf_value(str(self.ctl_path))} {{ }} }}\n'
+        audit = ""
+        if self.monitors:
+            audit = f"inbound_audit {{ monitors = {harness.conf_value(list(self.monitors))} }}\n"
         stanza = sieve_stanza(self.scripts, self.sieve_opts) if self.scripts else ""
-        return self.policy_extra + stanza
+        return ctl + audit + self.user_extra + stanza
+
+    def reconfigure(self, options=None, monitors=None, sieve_opts=None):
+        """Rewrite the config with these changes and reload it through the
+        console; returns the console's answer."""
+        self.options.update(options or {})
+        if monitors is not None:
+            self.monitors = monitors
+        self.sieve_opts.update(sieve_opts or {})
+        self.extra = self._extra()
+        self.write_config()
+        return self.ctl("reload")
 
     def wait_ready(self, timeout):
         """Ready when the log says event=start (after every Listen is bound).

@@ -141,3 +141,57 @@ def test_sieve_stats_counter_names_and_classes(pol_factory):
                   "mailfrom:mailfrom_phase1.sieve:2 (5xx)": 1,
                   "mailfrom:mailfrom_phase1.sieve:3 (4xx)": 1,
                   "mailfrom:kept (informational)": 2}, st
+
+
+
+WINDOW_SCRIPT = """\
+$h = hash_create;
+if envelope :localpart :is "from" "w60" { hash_set $h "monitor" "60,10"; }
+if envelope :localpart :is "from" "w300" { hash_set $h "monitor" "300,6"; }
+if isset $h "monitor" {
+  $c = ec_ip_connections $h;
+  reject "c=${c}";
+}
+"""
+
+
+def test_reload_names_what_needs_a_restart_and_keeps_it(pol_factory, tmp_path):
+    """A reload that changes restart-only settings says which, in its answer
+    and the log; the server keeps the old ones (mail still lands in the old
+    Maildir, the running monitors still answer by their shape) and a script
+    asking for a monitor only the new file has gets a runtime error that
+    says so."""
+    srv = pol_factory(scripts={"mailfrom_phase1": WINDOW_SCRIPT}, monitors=["60,10"])
+    client = "198.51.100.77"
+    for _ in range(2):
+        with srv.connect_proxy(proxy_v1(client, "192.0.2.1"), timeout=10) as c:
+            c.cmd("EHLO client.test")
+    with srv.connect_proxy(proxy_v1(client, "192.0.2.1"), timeout=10) as c:
+        c.cmd("EHLO client.test")
+        assert c.cmd("MAIL FROM:<w60@example.test>") == (550, ["5.7.1 c=3"])
+    old_maildir = srv.maildir
+    r = srv.reconfigure(options={"Maildir": str(tmp_path / "other-maildir"), "Fsync": True},
+                        monitors=["300,6", "60,10"])
+    assert r.strip() == "reloaded; changed but kept until a restart: Maildir, Fsync, inbound_audit", r
+    e = srv.wait_event("reload", lambda e: "restart_needed" in e)
+    assert e["restart_needed"] == "Maildir, Fsync, inbound_audit", e
+    with srv.connect_proxy(proxy_v1(client, "192.0.2.1"), timeout=10) as c:
+        c.cmd("EHLO client.test")
+        # the running monitor, found by its shape (it is the second of the
+        # new file's list, the first of the running audit's)
+        assert c.cmd("MAIL FROM:<w60@example.test>") == (550, ["5.7.1 c=4"])
+        code, lines = c.cmd("MAIL FROM:<w300@example.test>")
+        assert code == 451, (code, lines)
+        c.expect("RSET", 250)
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<bob@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: kept\r\n\r\nbody\r\n.\r\n")
+        assert c.reply()[0] == 250
+    e = srv.wait_event("policy_error")
+    assert 'no inbound_audit monitor "300,6" is running' in e["error"], e
+    assert srv.maildir == old_maildir
+    assert len(srv.wait_messages("bob@example.test", 1)) == 1
+    assert not (tmp_path / "other-maildir").exists()
+    # nothing restart-only changed: a plain answer
+    assert srv.reconfigure(options={"Hostname": "other.e2e.test"}).strip() == "reloaded"

@@ -133,3 +133,53 @@ def test_client_gone_during_a_lookup_and_reload_during_a_lookup(dns_world):
     with Smtp("127.0.0.1", srv.port, source="127.0.0.3", timeout=10) as c:
         c.ehlo()
     assert srv.running()
+
+
+def test_reload_to_another_dns_server(dns_world, procs, tmp_path):
+    """DNS_Server changes at a reload, no restart: new lookups go to the new
+    server while one in flight still gets its answer from the old."""
+    srv, up = dns_world
+    _, port2 = pol.start_dnsmasq(tmp_path, [("3.0.0.127.zone.test", "127.0.0.3")],
+                                 procs=procs)
+    with Smtp("127.0.0.1", srv.port, source="127.0.0.6", timeout=10) as waiting:
+        assert waiting.banner[0] == 220
+        waiting.send("EHLO delay.slow.test\r\n")
+        for _ in range(100):
+            if any(n == "delay.slow.test" for _, n in up.queries):
+                break
+            time.sleep(0.02)
+        assert any(n == "delay.slow.test" for _, n in up.queries), up.queries
+        r = srv.reconfigure(options={"DNS_Server": f"127.0.0.1:{port2}"})
+        assert r.strip() == "reloaded", r
+        # the new server lists 127.0.0.3 and not 127.0.0.2
+        with Smtp("127.0.0.1", srv.port, banner=False, source="127.0.0.3", timeout=10) as c:
+            assert c.reply() == (550, ["5.7.1 listed in zone.test (127.0.0.3)"])
+        with Smtp("127.0.0.1", srv.port, banner=False, source="127.0.0.2", timeout=10) as c:
+            assert c.reply()[0] == 220
+        # the lookup started before the reload is answered by the old path
+        assert waiting.reply() == (550, ["5.7.1 slow answered [127.0.0.9]"])
+        waiting.expect("NOOP", 250)
+    assert srv.running()
+
+
+def test_dead_dns_server_answers_empty_and_the_server_goes_on(pol_factory):
+    """Nothing listens at DNS_Server: each lookup fails (c-ares may end it
+    inside the call that starts it, once the port has refused a query) and
+    the script sees "", session after session."""
+    srv = pol_factory(scripts={"connect_phase1": CONNECT},
+                      options={"DNS_Server": f"127.0.0.1:{pol.free_udp_port()}"},
+                      sieve_opts={"dns_timeout": 1})
+    for rnd in range(3):
+        # sessions that start their lookups together: the later ones meet
+        # the refusal the first one's query earned
+        clients = [Smtp("127.0.0.1", srv.port, banner=False, source=f"127.0.0.{2 + i}",
+                        timeout=10) for i in range(8)]
+        try:
+            for i, c in enumerate(clients):
+                r = c.reply()
+                assert r[0] == 220, (rnd, i, r)
+                c.expect("NOOP", 250)
+        finally:
+            for c in clients:
+                c.close()
+    assert srv.running()

@@ -440,6 +440,10 @@ UNIT_TEST(scope_errors_exact)
 	             "T/t.conf:3: bad monitor \"300\": expected \"SECONDS,WINDOWS\" (1-604800, 1-1000)\n"
 	             "T/t.conf:3: bad monitor \"0,1\": expected \"SECONDS,WINDOWS\" (1-604800, 1-1000)\n"
 	             "T/t.conf:3: bad monitor \"5,x\": expected \"SECONDS,WINDOWS\" (1-604800, 1-1000)\n");
+	CHECK_ERRORS(MINIMAL "inbound_audit { monitors = ( \"1,1\" \"2,1\" \"3,1\" \"4,1\" \"5,1\" "
+	             "\"6,1\" \"7,1\" \"8,1\" \"9,1\" \"10,1\" \"11,1\" \"12,1\" \"13,1\" \"14,1\" "
+	             "\"15,1\" \"16,1\"\n \"17,1\" ) }\n",
+	             "T/t.conf:4: too many monitors: at most 16\n");
 	CHECK_ERRORS(MINIMAL "sieve \"a\" {\n script connect_phase3 { source = \"x\" }\n"
 	             " script ehlo_phase1 { }\n script data_phase1 { source = \"/nonexistent/x\" }\n"
 	             " runtime_error = explode\n}\nsieve \"b\" { }\n",
@@ -452,6 +456,34 @@ UNIT_TEST(scope_errors_exact)
 	             "T/t.conf:3: TLS_Key is set but TLS_Certificate is not\n");
 	CHECK_ERRORS(MINIMAL "TLS_Certificate = \"nope.pem\"\n",
 	             "T/t.conf:3: TLS_Certificate \"T/nope.pem\": No such file or directory\n");
+}
+
+/* What a reload cannot apply is named, and only when it changed. */
+UNIT_TEST(restart_changes_named)
+{
+	char *errs = NULL, out[256];
+	struct mx_config *a = load(MINIMAL "DNS_Server = \"127.0.0.1:53\"\n"
+	                           "inbound_audit { monitors = ( \"300,6\" ) }\n", &errs);
+	struct mx_config *same = load(MINIMAL "DNS_Server = \"127.0.0.1:5353\"\n"
+	                              "Hostname = \"other.test\"\n"
+	                              "inbound_audit { monitors = ( \"300,6\" ) }\n", &errs);
+	struct mx_config *b = load("Maildir = \"/tmp/md2\"\nFsync = false\nUser = \"nobody\"\n"
+	                           "ESMTP_Listener { Listen \"127.0.0.1:2525\" { } }\n"
+	                           "inbound_audit { monitors = ( \"300,6\" \"60,2\" ) }\n", &errs);
+	CHECK(a && same && b);
+	if (!a || !same || !b)
+		goto out;
+	CHECK_EQ(mx_config_restart_changes(a, same, out, sizeof out), 0);
+	CHECK_STR(out, "");
+	CHECK_EQ(mx_config_restart_changes(a, b, out, sizeof out), 4);
+	CHECK_STR(out, "User, Maildir, Fsync, inbound_audit");
+	/* truncated, never overrun */
+	CHECK_EQ(mx_config_restart_changes(a, b, out, 10), 4);
+	CHECK_STR(out, "User");
+out:
+	mx_config_free(a);
+	mx_config_free(same);
+	mx_config_free(b);
 }
 
 UNIT_TEST(load_file_and_missing_file)

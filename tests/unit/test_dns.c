@@ -128,6 +128,55 @@ UNIT_TEST(dead_server_fails_in_time)
 	event_base_free(base);
 }
 
+/* A reload's new resolver adopts the old one: the old lookup in flight
+ * still ends on the old one (here: its dead server times out), new ones go
+ * to the new server, and the old resolver is freed afterwards (ASan checks
+ * the frees in check-san). */
+UNIT_TEST(adopt_lets_old_lookups_finish)
+{
+	char err[128];
+	pid_t pid = start_dnsmasq();
+	struct event_base *base = event_base_new();
+	struct dns_resolver *old = dns_resolver_create(base, "127.0.0.1:35354", 1, err, sizeof err);
+	struct dns_resolver *r = dns_resolver_create(base, "127.0.0.1:" DNS_TEST_PORT, 2, err,
+	                                             sizeof err);
+	CHECK(old && r);
+	if (!old || !r)
+		goto out;
+	struct answer slow = {0}, a = {0}, gone = {0};
+	dns_lookup(old, "x.zone.test", DNS_TYPE_A, on_done, &slow);
+	struct dns_query *q = dns_lookup(old, "y.zone.test", DNS_TYPE_A, on_done, &gone);
+	dns_resolver_adopt(r, old);
+	dns_cancel(q); /* a session that ends during its lookup */
+	dns_lookup(r, "listed.zone.test", DNS_TYPE_A, on_done, &a);
+	wait_for(base, &a);
+	CHECK_EQ(a.status, DNS_OK);
+	CHECK_STR(a.text, "127.0.0.2");
+	CHECK_EQ(slow.calls, 0);
+	wait_for(base, &slow);
+	CHECK_EQ(slow.calls, 1);
+	CHECK_EQ(slow.status, DNS_FAILED);
+	/* the next lookup frees the drained old resolver */
+	memset(&a, 0, sizeof a);
+	dns_lookup(r, "v6.zone.test", DNS_TYPE_AAAA, on_done, &a);
+	wait_for(base, &a);
+	CHECK_STR(a.text, "2001:db8::5");
+	CHECK_EQ(gone.calls, 0);
+	/* one still busy is freed with the resolver that adopted it */
+	struct dns_resolver *r2 = dns_resolver_create(base, "127.0.0.1:35354", 1, err, sizeof err);
+	memset(&slow, 0, sizeof slow);
+	dns_lookup(r, "x.zone.test", DNS_TYPE_A, on_done, &slow);
+	dns_resolver_adopt(r2, r);
+	dns_resolver_adopt(r2, NULL);
+	dns_resolver_free(r2);
+	CHECK_EQ(slow.calls, 1);
+	CHECK_EQ(slow.status, DNS_FAILED);
+out:
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	event_base_free(base);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
