@@ -797,42 +797,75 @@ static void walk_esmtp_listener(struct ctx *c, const struct conf_node *n,
 		}
 }
 
-static void walk_control_listener(struct ctx *c, const struct conf_node *n)
+/* A scope that takes exactly one `Listen "ARG" { }`: ARG (non-empty), or
+ * NULL after reporting what was wrong; *line is where it is. */
+static const char *one_listen(struct ctx *c, const struct conf_node *n, const char *what,
+                              const char *noun, unsigned *line)
 {
-	struct mx_config *cfg = c->cfg;
+	const char *arg = NULL;
 	unsigned first = 0;
-	char buf[80];
 
 	no_arg(c, n);
 	for (const struct conf_node *ch = n->children; ch; ch = ch->next) {
 		if (ch->kind != CONF_NODE_SCOPE || !name_is(ch->name, "Listen")) {
-			misplaced(c, ch, "Control_Listener");
+			misplaced(c, ch, n->name);
 			continue;
 		}
+		char where[64];
+		snprintf(where, sizeof where, "%s Listen", n->name);
 		for (const struct conf_node *g = ch->children; g; g = g->next)
-			misplaced(c, g, "Control_Listener Listen");
-		const char *p = scope_arg(c, ch, "a socket path, as Listen \"/run/mxsieve.ctl\"");
+			misplaced(c, g, where);
+		const char *p = scope_arg(c, ch, what);
 		if (p == NULL)
 			continue;
 		if (first) {
-			ERR(c, ch->line, "Control_Listener takes one Listen (first at line %u)", first);
+			ERR(c, ch->line, "%s takes one Listen (first at line %u)", n->name, first);
 			continue;
 		}
 		if (*p == '\0') {
-			ERR(c, ch->line, "Control_Listener Listen: empty path");
-			continue;
-		}
-		char *r = resolve_path(c, p);
-		if (strlen(r) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-			ERR(c, ch->line, "Control_Listener Listen \"%s\": path longer than %zu bytes",
-			    shown(p, buf, sizeof buf),
-			    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-			free(r);
+			ERR(c, ch->line, "%s Listen: empty %s", n->name, noun);
 			continue;
 		}
 		first = ch->line;
-		cfg->control_path = r;
+		arg = p;
 	}
+	*line = first;
+	return arg;
+}
+
+static void walk_control_listener(struct ctx *c, const struct conf_node *n)
+{
+	char buf[80];
+	unsigned line;
+	const char *p = one_listen(c, n, "a socket path, as Listen \"/run/mxsieve.ctl\"", "path",
+	                           &line);
+	if (p == NULL)
+		return;
+	char *r = resolve_path(c, p);
+	if (strlen(r) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		ERR(c, line, "Control_Listener Listen \"%s\": path longer than %zu bytes",
+		    shown(p, buf, sizeof buf), sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		free(r);
+		return;
+	}
+	c->cfg->control_path = r;
+}
+
+static void walk_metrics_listener(struct ctx *c, const struct conf_node *n)
+{
+	char buf[80], host[256];
+	unsigned line;
+	uint16_t port;
+	const char *p = one_listen(c, n, "an address, as Listen \"127.0.0.1:9425\"", "address",
+	                           &line);
+	if (p == NULL)
+		return;
+	if (!mx_hostport_split(p, host, sizeof host, &port, true) || port == 0) {
+		ERR(c, line, "Metrics_Listener Listen \"%s\": expected \"ADDRESS:PORT\" "
+		    "(\"[::1]:PORT\" for IPv6)", shown(p, buf, sizeof buf));
+		return;
+	}
+	c->cfg->metrics_address = xstrdup(p);
 }
 
 static void walk_audit(struct ctx *c, const struct conf_node *n)
@@ -963,7 +996,7 @@ static void walk_top(struct ctx *c, const struct conf_node *list)
 	struct mx_config *cfg = c->cfg;
 	unsigned gseen[N_GLOBAL] = {0};
 	struct limits_level glob;
-	unsigned esmtp = 0, control = 0, audit = 0, sieve = 0;
+	unsigned esmtp = 0, control = 0, metrics = 0, audit = 0, sieve = 0;
 	size_t i;
 
 	memset(&glob, 0, sizeof glob);
@@ -998,6 +1031,8 @@ static void walk_top(struct ctx *c, const struct conf_node *list)
 			first = &esmtp;
 		else if (name_is(n->name, "Control_Listener"))
 			first = &control;
+		else if (name_is(n->name, "Metrics_Listener"))
+			first = &metrics;
 		else if (name_is(n->name, "inbound_audit"))
 			first = &audit;
 		else if (name_is(n->name, "sieve")) {
@@ -1016,6 +1051,8 @@ static void walk_top(struct ctx *c, const struct conf_node *list)
 			walk_esmtp_listener(c, n, &glob);
 		else if (first == &control)
 			walk_control_listener(c, n);
+		else if (first == &metrics)
+			walk_metrics_listener(c, n);
 		else
 			walk_audit(c, n);
 	}
@@ -1156,6 +1193,7 @@ void mx_config_free(struct mx_config *cfg)
 	}
 	free(cfg->listens);
 	free(cfg->control_path);
+	free(cfg->metrics_address);
 	free(cfg->relay_hosts);
 	for (size_t i = 0; i < cfg->nrelay_domains; i++)
 		free(cfg->relay_domains[i]);
@@ -1232,6 +1270,7 @@ size_t mx_config_restart_changes(const struct mx_config *old, const struct mx_co
 		{"User", str_differs(old->user, cfg->user)},
 		{"Log_Syslog", old->log_syslog != cfg->log_syslog},
 		{"Control_Listener", str_differs(old->control_path, cfg->control_path)},
+		{"Metrics_Listener", str_differs(old->metrics_address, cfg->metrics_address)},
 		{"Delivery", old->delivery != cfg->delivery},
 		{"Maildir", str_differs(old->maildir, cfg->maildir)},
 		{"Relay_Target", str_differs(old->relay_target, cfg->relay_target)},

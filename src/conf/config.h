@@ -111,6 +111,7 @@ struct mx_config {
 	size_t nlistens;
 	unsigned service_sessions;  /* Service_Sessions; 0 = none */
 	char *control_path;         /* Control_Listener { Listen "PATH" } or NULL */
+	char *metrics_address;      /* Metrics_Listener { Listen "HOST:PORT" } or NULL */
 
 	struct mx_cidr *relay_hosts;  /* Relay_Hosts: clients that may relay */
 	size_t nrelay_hosts;

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -21,6 +22,8 @@
 #include "audit/audit.h"
 #include "conf/config.h"
 #include "ctl/ctl.h"
+#include "ctl/metrics_http.h"
+#include "daemon/metrics.h"
 #include "deliver/deliver.h"
 #include "net/dns.h"
 #include "net/listener.h"
@@ -415,6 +418,7 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 	struct mx_config *cfg;
 
 	memset(srv, 0, sizeof *srv);
+	srv->started = time(NULL);
 	srv->config_path = strdup(config_path);
 	cfg = mx_config_load(config_path, &errs);
 	if (!cfg) {
@@ -493,6 +497,19 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		ctl_register(srv->ctl, "sieve", "sieve stats | sieve reset | sieve reload", ctl_sieve,
 		             srv);
 	}
+	if (cfg->metrics_address) {
+		char host[256];
+		uint16_t port;
+		/* the config checked the form; bind before the privileges go */
+		if (!mx_hostport_split(cfg->metrics_address, host, sizeof host, &port, true) ||
+		    !(srv->metrics = metrics_http_create(srv->base, host, port, mx_metrics_render, srv,
+		                                         err, sizeof err))) {
+			fprintf(stderr, "%s: Metrics_Listener \"%s\": %s\n", cfg->path,
+			        cfg->metrics_address, err);
+			return -1;
+		}
+		log_event(LOG_INFO, "listen", "address=%s metrics=yes", cfg->metrics_address);
+	}
 	if (drop_privileges(cfg, err, sizeof err) < 0) {
 		fprintf(stderr, "mxsieve: %s\n", err);
 		return -1;
@@ -546,6 +563,7 @@ void mx_server_free(struct mx_server *srv)
 	}
 	if (srv->ctl)
 		ctl_destroy(srv->ctl);
+	metrics_http_free(srv->metrics);
 	/* Sessions still open here were told 421; their jobs finish in deliver. */
 	if (srv->smtp.deliver)
 		deliver_destroy(srv->smtp.deliver);

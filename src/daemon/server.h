@@ -23,12 +23,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "smtp/smtp_server.h"
 
 struct event;
 struct net_listener;
 struct ctl;
+struct metrics_http;
 struct policy;
 
 struct mx_server {
@@ -38,6 +40,8 @@ struct mx_server {
 	unsigned next_index;         /* listener numbers are never reused */
 	char *config_path;
 	struct ctl *ctl;
+	struct metrics_http *metrics; /* Metrics_Listener, or NULL */
+	time_t started;
 	struct policy *policy;       /* compiled scripts of the current config */
 	struct event *sig_term, *sig_int, *sig_hup, *tick, *grace;
 	bool stopping;

@@ -145,6 +145,7 @@ struct deliver {
 	size_t nwritten;
 	unsigned writers_left;  /* Maildir writer threads still running */
 	struct deliver_job *done, **done_tail;
+	struct deliver_stats stats; /* (mu) */
 	bool stopping;
 
 	int pipe_rd, pipe_wr;
@@ -1363,9 +1364,45 @@ static void batch_relay(struct deliver *d, struct worker *wk, struct deliver_job
 
 /* Hand finished jobs to the loop thread: one pipe byte when the done list
  * was empty (the loop drains the whole list per wake-up). */
+const double deliver_lat_bounds_s[DELIVER_LAT_BOUNDS] = {
+	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5,
+};
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Count a finished round's jobs (mu held). */
+static void count_done(struct deliver *d, struct deliver_job *first)
+{
+	uint64_t now = now_us();
+	d->stats.rounds++;
+	for (struct deliver_job *j = first; j; j = j->next) {
+		if ((unsigned)j->status < 3)
+			d->stats.finished[j->status]++;
+		double s = (double)(now - j->submitted_us) / 1e6;
+		size_t b = 0;
+		while (b < DELIVER_LAT_BOUNDS && s > deliver_lat_bounds_s[b])
+			b++;
+		d->stats.lat_buckets[b]++;
+		d->stats.lat_sum_s += s;
+	}
+}
+
+void deliver_get_stats(struct deliver *d, struct deliver_stats *out)
+{
+	pthread_mutex_lock(&d->mu);
+	*out = d->stats;
+	pthread_mutex_unlock(&d->mu);
+}
+
 static void post_done(struct deliver *d, struct deliver_job *first, struct deliver_job *last)
 {
 	pthread_mutex_lock(&d->mu);
+	count_done(d, first);
 	bool was_empty = d->done == NULL;
 	*d->done_tail = first;
 	d->done_tail = &last->next;
@@ -1667,7 +1704,9 @@ void deliver_submit(struct deliver *d, struct deliver_job *job,
 	job->next = NULL;
 	job->status = DELIVER_TEMPFAIL;
 	job->detail[0] = '\0';
+	job->submitted_us = now_us();
 	pthread_mutex_lock(&d->mu);
+	d->stats.submitted++;
 	*d->queue_tail = job;
 	d->queue_tail = &job->next;
 	pthread_cond_signal(&d->cv);

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct mx_config;
@@ -50,7 +51,23 @@ struct deliver_job {
 	void (*done)(struct deliver_job *job, void *arg);
 	void *arg;
 	struct deliver_job *next;
+	uint64_t submitted_us;      /* monotonic, for the latency histogram */
 };
+
+/* Counters for the metrics endpoint. Latency is per job, from
+ * deliver_submit until the job is durable (or failed) and its completion is
+ * posted to the loop: what a client waits for its 250 after the final dot,
+ * less the loop's own turn. */
+#define DELIVER_LAT_BOUNDS 11
+extern const double deliver_lat_bounds_s[DELIVER_LAT_BOUNDS]; /* bucket upper bounds */
+struct deliver_stats {
+	uint64_t submitted;                       /* jobs queued */
+	uint64_t finished[3];                     /* by enum deliver_status */
+	uint64_t rounds;                          /* commit rounds / relay batches */
+	uint64_t lat_buckets[DELIVER_LAT_BOUNDS + 1]; /* not cumulative; last = +Inf */
+	double lat_sum_s;
+};
+void deliver_get_stats(struct deliver *d, struct deliver_stats *out);
 
 /* Start the workers for cfg (Maildir root or relay target): `threads` of
  * them for relay and for Maildir without the spool; with Fsync on, open the

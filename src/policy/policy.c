@@ -195,6 +195,24 @@ static void stats_bump(struct policy_stats *st, const char *key)
 	st->count++;
 }
 
+void policy_stats_each(const struct policy_stats *st,
+                       void (*fn)(void *arg, const char *phase, size_t phase_len,
+                                  const char *name, size_t name_len, const char *cls,
+                                  size_t cls_len, uint64_t n),
+                       void *arg)
+{
+	for (size_t i = 0; i < st->count; i++) {
+		/* keys are built by policy_stats_add_result: "PHASE:NAME (CLASS)" */
+		const char *k = st->c[i].key, *colon = strchr(k, ':');
+		const char *open = strrchr(k, '(');
+		size_t kl = strlen(k);
+		if (!colon || !open || open < colon + 2 || kl < 2 || k[kl - 1] != ')')
+			continue;
+		fn(arg, k, (size_t)(colon - k), colon + 1, (size_t)(open - 1 - (colon + 1)), open + 1,
+		   (size_t)(k + kl - 1 - (open + 1)), st->c[i].n);
+	}
+}
+
 void policy_stats_add_result(struct policy_stats *st, enum mx_phase phase,
                              const struct sieve_result *r)
 {

@@ -52,6 +52,12 @@ void policy_stats_add_result(struct policy_stats *st, enum mx_phase phase,
 /* "PHASE:NAME (class) = N" lines, sorted; a malloc'd string. */
 char *policy_stats_format(const struct policy_stats *st);
 void policy_stats_reset(struct policy_stats *st);
+/* Every counter, sorted by key, as its parts (not NUL-terminated). */
+void policy_stats_each(const struct policy_stats *st,
+                       void (*fn)(void *arg, const char *phase, size_t phase_len,
+                                  const char *name, size_t name_len, const char *cls,
+                                  size_t cls_len, uint64_t n),
+                       void *arg);
 
 /* ---- audit answers for one client ---- */
 /* The audit state for cfg's inbound_audit stanza (monitors, max_tracked),

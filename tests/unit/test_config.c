@@ -235,6 +235,7 @@ UNIT_TEST(every_option)
 	snprintf(path, sizeof path, "%s/ctl.sock", tmpdir);
 	CHECK_STR(cfg->control_path, path);
 	CHECK_EQ(cfg->audit.nmonitors, 2);
+	CHECK(cfg->metrics_address == NULL);
 	CHECK_EQ(cfg->audit.monitors[1].window, 1800);
 	CHECK_EQ(cfg->audit.monitors[1].count, 4);
 	CHECK_EQ(cfg->audit.max_tracked, 42);
@@ -436,6 +437,18 @@ UNIT_TEST(scope_errors_exact)
 	             "T/t.conf:1: Delivery \"relay\" needs Relay_Target = \"host:port\"\n");
 	CHECK_ERRORS(MINIMAL "Control_Listener { Listen \"a\" { } Listen \"b\" { } }\n",
 	             "T/t.conf:3: Control_Listener takes one Listen (first at line 3)\n");
+	CHECK_ERRORS(MINIMAL "Metrics_Listener {\n Listen \"localhost\" { }\n}\n"
+	             "Metrics_Listener { }\n",
+	             "T/t.conf:4: Metrics_Listener Listen \"localhost\": expected \"ADDRESS:PORT\" "
+	             "(\"[::1]:PORT\" for IPv6)\n"
+	             "T/t.conf:6: duplicate scope 'Metrics_Listener' (first at line 3)\n");
+	CHECK_ERRORS(MINIMAL "Metrics_Listener { Listen \"127.0.0.1:9425\" { x = 1 } Listen \"b\" { } "
+	             "Listen { } }\n",
+	             "T/t.conf:3: unknown option 'x' in Metrics_Listener Listen\n"
+	             "T/t.conf:3: Metrics_Listener takes one Listen (first at line 3)\n"
+	             "T/t.conf:3: scope 'Listen' needs an address, as Listen \"127.0.0.1:9425\"\n");
+	CHECK_ERRORS(MINIMAL "Metrics_Listener { Listen \"\" { } }\n",
+	             "T/t.conf:3: Metrics_Listener Listen: empty address\n");
 	CHECK_ERRORS(MINIMAL "inbound_audit { monitors = ( \"300,6\" \"300\" \"0,1\" \"5,x\" ) }\n",
 	             "T/t.conf:3: bad monitor \"300\": expected \"SECONDS,WINDOWS\" (1-604800, 1-1000)\n"
 	             "T/t.conf:3: bad monitor \"0,1\": expected \"SECONDS,WINDOWS\" (1-604800, 1-1000)\n"

@@ -1,0 +1,141 @@
+/* metrics: Prometheus text for the running server (see metrics.h). */
+#include "daemon/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "audit/audit.h"
+#include "daemon/server.h"
+#include "daemon/version.h"
+#include "deliver/deliver.h"
+#include "policy/policy.h"
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
+{
+	family(f, name, type, help);
+	fprintf(f, "%s %llu\n", name, (unsigned long long)v);
+}
+
+/* A label value: \, " and newline escaped, as the format requires. */
+static void label(FILE *f, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\\' || p[i] == '"')
+			fprintf(f, "\\%c", p[i]);
+		else if (p[i] == '\n')
+			fputs("\\n", f);
+		else
+			fputc(p[i], f);
+	}
+}
+
+static void sieve_counter(void *arg, const char *phase, size_t phase_len, const char *name,
+                          size_t name_len, const char *cls, size_t cls_len, uint64_t n)
+{
+	FILE *f = arg;
+	fputs("mxsieve_sieve_counter_total{phase=\"", f);
+	label(f, phase, phase_len);
+	fputs("\",name=\"", f);
+	label(f, name, name_len);
+	fputs("\",class=\"", f);
+	label(f, cls, cls_len);
+	fprintf(f, "\"} %llu\n", (unsigned long long)n);
+}
+
+static void delivery(FILE *f, struct deliver *d)
+{
+	struct deliver_stats ds;
+	static const char *const result[3] = {"ok", "tempfail", "permfail"};
+
+	deliver_get_stats(d, &ds);
+	family(f, "mxsieve_delivery_jobs_total", "counter",
+	       "Messages delivery finished, by result (ok: durable in the Maildir or "
+	       "accepted by the next hop).");
+	uint64_t finished = 0;
+	for (int i = 0; i < 3; i++) {
+		fprintf(f, "mxsieve_delivery_jobs_total{result=\"%s\"} %llu\n", result[i],
+		        (unsigned long long)ds.finished[i]);
+		finished += ds.finished[i];
+	}
+	one(f, "mxsieve_delivery_queue", "gauge",
+	    "Messages handed to delivery and not finished yet.", ds.submitted - finished);
+	one(f, "mxsieve_delivery_rounds_total", "counter",
+	    "Delivery rounds: group commits (one spool fdatasync each) or relay batches.",
+	    ds.rounds);
+	family(f, "mxsieve_delivery_seconds", "histogram",
+	       "Time from the final dot to a durable message (or a failure), per message.");
+	uint64_t cum = 0;
+	for (int b = 0; b < DELIVER_LAT_BOUNDS; b++) {
+		cum += ds.lat_buckets[b];
+		fprintf(f, "mxsieve_delivery_seconds_bucket{le=\"%g\"} %llu\n", deliver_lat_bounds_s[b],
+		        (unsigned long long)cum);
+	}
+	cum += ds.lat_buckets[DELIVER_LAT_BOUNDS];
+	fprintf(f, "mxsieve_delivery_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+	fprintf(f, "mxsieve_delivery_seconds_sum %.6f\n", ds.lat_sum_s);
+	fprintf(f, "mxsieve_delivery_seconds_count %llu\n", (unsigned long long)cum);
+}
+
+char *mx_metrics_render(void *arg)
+{
+	struct mx_server *srv = arg;
+	const struct smtp_stats *st = &srv->smtp.stats;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	family(f, "mxsieve_build_info", "gauge", "The running version.");
+	fprintf(f, "mxsieve_build_info{version=\"%s\"} 1\n", MXSIEVE_VERSION);
+	one(f, "mxsieve_start_time_seconds", "gauge", "When the server started, Unix time.",
+	    (uint64_t)srv->started);
+	one(f, "mxsieve_sessions", "gauge", "SMTP sessions open now.", srv->smtp.nsessions);
+	one(f, "mxsieve_sessions_tarpitted", "gauge", "Sessions waiting in a policy tarpit now.",
+	    st->tarpitted_now);
+	one(f, "mxsieve_connections_total", "counter", "Sessions accepted.", st->connections);
+	one(f, "mxsieve_connections_refused_total", "counter",
+	    "Connections refused with 421 at Listener_Sessions or Service_Sessions.",
+	    st->cap_refused);
+	one(f, "mxsieve_proxy_errors_total", "counter", "Connections with a bad or missing PROXY header.",
+	    st->proxy_errors);
+	one(f, "mxsieve_early_talkers_total", "counter", "Clients that sent before the banner.",
+	    st->early_talkers);
+	one(f, "mxsieve_tls_handshakes_total", "counter", "STARTTLS handshakes completed.", st->tls);
+	one(f, "mxsieve_messages_accepted_total", "counter", "Messages answered 250 at end of data.",
+	    st->messages);
+	one(f, "mxsieve_messages_refused_total", "counter", "Messages refused at end of data.",
+	    st->refused);
+	one(f, "mxsieve_tarpits_total", "counter", "Replies delayed by a policy tarpit.", st->tarpits);
+	one(f, "mxsieve_policy_runs_total", "counter", "Policy scripts run.", st->policy_runs);
+	one(f, "mxsieve_policy_errors_total", "counter", "Policy runs that ended in a runtime error.",
+	    st->policy_errors);
+	if (srv->smtp.policy_stats) {
+		family(f, "mxsieve_sieve_counter_total", "counter",
+		       "Sieve action counters (what `sieve stats` prints), by phase, name and class.");
+		policy_stats_each(srv->smtp.policy_stats, sieve_counter, f);
+	}
+	if (srv->smtp.audit) {
+		struct audit_stats as;
+		audit_get_stats(srv->smtp.audit, &as);
+		one(f, "mxsieve_audit_live_addresses", "gauge",
+		    "Distinct client addresses with sessions open.", as.live_addresses);
+		one(f, "mxsieve_audit_tracked_addresses", "gauge",
+		    "Addresses with windowed (monitor) data.", as.tracked_addresses);
+		one(f, "mxsieve_audit_evictions_total", "counter",
+		    "Windowed entries evicted at max_tracked.", as.evictions);
+		one(f, "mxsieve_audit_bytes", "gauge", "Memory held by inbound_audit.", as.bytes);
+	}
+	if (srv->smtp.deliver)
+		delivery(f, srv->smtp.deliver);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}

@@ -1,0 +1,120 @@
+"""The Prometheus endpoint (Metrics_Listener): GET /metrics over real HTTP.
+
+The scrape is parsed strictly (exposition format 0.0.4: HELP and TYPE once
+per family, before its samples; names, labels and values well formed;
+histogram buckets cumulative with +Inf equal to _count), and the numbers
+are checked against what the test did: sessions, accepted messages,
+deliveries, a policy refusal and its Sieve counter.
+"""
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+
+from mx import SLOW, Smtp, free_port, make_message
+
+SCRIPT = """\
+if envelope :localpart :is "from" "spammer" {
+  ec_inc_counter "spammer seen";
+  reject "go away";
+}
+"""
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\\\|\\"|\\n)*"'
+SAMPLE = re.compile(rf"^({NAME})(\{{{LABEL}(?:,{LABEL})*\}})? (\S+)$")
+
+
+def parse(text):
+    """{(name, labels): value}, and {family: type}; asserts the format."""
+    assert text.endswith("\n"), "the text must end with a newline"
+    types, helps, samples = {}, set(), {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            fam = line.split(" ", 3)[2]
+            assert fam not in helps, f"HELP twice for {fam}"
+            helps.add(fam)
+            continue
+        if line.startswith("# TYPE "):
+            _, _, fam, typ = line.split(" ")
+            assert fam not in types, f"TYPE twice for {fam}"
+            assert typ in ("counter", "gauge", "histogram"), line
+            types[fam] = typ
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a sample line: {line!r}"
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        fam = re.sub(r"_(bucket|sum|count)$", "", name) if name not in types else name
+        assert fam in types, f"sample {name} before its TYPE"
+        float(value)
+        key = (name, labels)
+        assert key not in samples, f"sample twice: {key}"
+        samples[key] = float(value)
+    return samples, types
+
+
+def scrape(port, path="/metrics"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10 * SLOW) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return r.read().decode()
+
+
+@pytest.fixture
+def msrv(pol_factory):
+    port = free_port(v6=False)
+    srv = pol_factory(scripts={"mailfrom_phase1": SCRIPT},
+                      extra=f'Metrics_Listener {{ Listen "127.0.0.1:{port}" {{ }} }}\n',
+                      options={"Fsync": True})
+    srv.metrics_port = port
+    return srv
+
+
+def test_metrics_count_what_happened(msrv):
+    before, types = parse(scrape(msrv.metrics_port))
+    assert before[("mxsieve_connections_total", "")] == 0
+    assert types["mxsieve_delivery_seconds"] == "histogram"
+    with Smtp("127.0.0.1", msrv.port, timeout=10) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<spammer@example.test>")[0] == 550
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<bob@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(make_message()[1] + b".\r\n")
+        assert c.reply()[0] == 250
+        during, _ = parse(scrape(msrv.metrics_port))
+        assert during[("mxsieve_sessions", "")] == 1
+    after, _ = parse(scrape(msrv.metrics_port))
+    assert after[("mxsieve_connections_total", "")] == 1
+    assert after[("mxsieve_messages_accepted_total", "")] == 1
+    assert after[("mxsieve_policy_runs_total", "")] == 2
+    assert after[("mxsieve_delivery_jobs_total", '{result="ok"}')] == 1
+    assert after[("mxsieve_delivery_jobs_total", '{result="tempfail"}')] == 0
+    assert after[("mxsieve_delivery_queue", "")] == 0
+    assert after[("mxsieve_delivery_rounds_total", "")] == 1
+    assert after[("mxsieve_sieve_counter_total",
+                  '{phase="mailfrom",name="spammer seen",class="informational"}')] == 1
+    buckets = sorted(((float(l.split('"')[1]), v) for (n, l), v in after.items()
+                      if n == "mxsieve_delivery_seconds_bucket"), key=lambda x: x[0])
+    values = [v for _, v in buckets]
+    assert values == sorted(values), f"buckets not cumulative: {buckets}"
+    assert buckets[-1][0] == float("inf") and buckets[-1][1] == 1
+    assert after[("mxsieve_delivery_seconds_count", "")] == 1
+    assert 0 < after[("mxsieve_delivery_seconds_sum", "")] < 10
+
+
+def test_metrics_other_paths_and_methods(msrv):
+    with pytest.raises(urllib.error.HTTPError) as e:
+        scrape(msrv.metrics_port, "/")
+    assert e.value.code == 404
+    url = f"http://127.0.0.1:{msrv.metrics_port}/metrics"
+    for data, method, code in ((b"", "POST", 501), (b"x", "GET", 413), (b"x", "POST", 413)):
+        req = urllib.request.Request(url, data=data, method=method)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10 * SLOW)
+        assert e.value.code == code, (method, data, e.value.code)
+    # still serving, and the SMTP side did not notice
+    parse(scrape(msrv.metrics_port))
+    with Smtp("127.0.0.1", msrv.port, timeout=10) as c:
+        c.expect("NOOP", 250)
