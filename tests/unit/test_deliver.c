@@ -336,6 +336,19 @@ UNIT_TEST(failure_is_tempfail_and_all_or_nothing)
 	CHECK_EQ(n_temp, 10);
 	snprintf(path, sizeof path, "%s/md3/good.test/ok/new", tmpdir);
 	CHECK_EQ(count_files(path), 11);
+	/* the metrics' view of this deliver: 22 jobs, 11 ok, 11 tempfail */
+	struct deliver_stats ds;
+	deliver_get_stats(d, &ds);
+	CHECK_EQ(ds.submitted, 22);
+	CHECK_EQ(ds.finished[DELIVER_OK], 11);
+	CHECK_EQ(ds.finished[DELIVER_TEMPFAIL], 11);
+	CHECK_EQ(ds.finished[DELIVER_PERMFAIL], 0);
+	CHECK(ds.rounds >= 3 && ds.rounds <= 22);
+	uint64_t in_buckets = 0;
+	for (int b = 0; b <= DELIVER_LAT_BOUNDS; b++)
+		in_buckets += ds.lat_buckets[b];
+	CHECK_EQ(in_buckets, 22);
+	CHECK(ds.lat_sum_s > 0 && ds.lat_sum_s < 30);
 	deliver_destroy(d);
 	mx_config_free(cfg);
 }
