@@ -6,6 +6,7 @@
 #   make            build build/mxsieve and the unit tests
 #   make check      build, then run the whole suite (pytest drives it all)
 #   make run        build and run on examples/mxsieve.conf (foreground)
+#   make install    PREFIX=/usr/local DESTDIR= : daemon, man page, systemd unit
 #   make SAN=1      build with ASan+UBSan into build-san/
 #   make check-san  the suite against that build (CI runs check, then this)
 #   make fuzz       build the fuzz targets with clang into build-fuzz/ (FB=dir to change)
@@ -40,7 +41,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCH_SRC := $(wildcard bench/*_bench.c)
 BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all check check-san run clean fuzz bench
+.PHONY: all check check-san run install clean fuzz bench
 all: $(B)/mxsieve $(UNIT_BIN) $(BENCH_BIN)
 
 $(B)/obj/%.o: src/%.c
@@ -77,6 +78,21 @@ check-san:
 
 run: $(B)/mxsieve
 	$(B)/mxsieve -c examples/mxsieve.conf
+
+# make install [PREFIX=/usr/local] [DESTDIR=staging]: the daemon, its man page,
+# the systemd unit (which reads /etc/mxsieve/mxsieve.conf) and the examples.
+PREFIX  ?= /usr/local
+SYSTEMD_DIR ?= $(PREFIX)/lib/systemd/system
+install: $(B)/mxsieve
+	install -D -m 0755 $(B)/mxsieve $(DESTDIR)$(PREFIX)/sbin/mxsieve
+	install -D -m 0644 man/mxsieve.8 $(DESTDIR)$(PREFIX)/share/man/man8/mxsieve.8
+	install -d $(DESTDIR)$(SYSTEMD_DIR)
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' contrib/mxsieve.service.in \
+		> $(DESTDIR)$(SYSTEMD_DIR)/mxsieve.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_DIR)/mxsieve.service
+	install -d $(DESTDIR)$(PREFIX)/share/doc/mxsieve/examples/policy
+	install -m 0644 contrib/mxsieve.conf $(DESTDIR)$(PREFIX)/share/doc/mxsieve/examples/
+	install -m 0644 examples/policy/* $(DESTDIR)$(PREFIX)/share/doc/mxsieve/examples/policy/
 
 FB       ?= build-fuzz
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)

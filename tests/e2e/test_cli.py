@@ -129,3 +129,52 @@ def test_check_broken_policy_script(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert re.search(rf"{re.escape(str(script))}:[45]:", out), out
+
+
+def test_make_install_stages_daemon_man_unit_examples(tmp_path):
+    """`make install DESTDIR=... PREFIX=/usr`: every file where the unit and
+    the man path expect it, the unit pointing at the installed daemon."""
+    from mx import BUILD, ROOT
+    dest = tmp_path / "stage"
+    r = subprocess.run(["make", "-s", "-C", str(ROOT), "install", f"B={BUILD}",
+                        f"DESTDIR={dest}", "PREFIX=/usr"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    daemon = dest / "usr/sbin/mxsieve"
+    assert daemon.exists() and daemon.stat().st_mode & 0o777 == 0o755
+    v = subprocess.run([str(daemon), "-V"], capture_output=True, text=True, timeout=20)
+    assert v.returncode == 0 and "mxsieve" in v.stdout + v.stderr
+    assert (dest / "usr/share/man/man8/mxsieve.8").read_text().startswith(".")
+    unit = (dest / "usr/lib/systemd/system/mxsieve.service").read_text()
+    assert "@" not in unit.replace("$MAINPID", ""), unit
+    assert "ExecStart=/usr/sbin/mxsieve -c /etc/mxsieve/mxsieve.conf" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    for name in ("mxsieve.conf", "policy/connect.sieve"):
+        assert (dest / "usr/share/doc/mxsieve/examples" / name).exists(), name
+
+
+def test_contrib_production_config_checks_clean(tmp_path):
+    """contrib/mxsieve.conf, with /etc/mxsieve and /var/lib/mxsieve moved
+    under tmp, its certificate and script supplied and an account that
+    exists here, passes -t."""
+    from mx import ROOT
+    etc, var = tmp_path / "etc", tmp_path / "var"
+    (etc / "tls").mkdir(parents=True)
+    (etc / "policy").mkdir()
+    (etc / "policy" / "connect.sieve").write_text(
+        (ROOT / "examples/policy/connect.sieve").read_text())
+    key, crt = etc / "tls/privkey.pem", etc / "tls/fullchain.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                        "/CN=mx.example.org", "-keyout", str(key), "-out", str(crt)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    text = (ROOT / "contrib/mxsieve.conf").read_text()
+    text = text.replace("/etc/mxsieve", str(etc)).replace("/var/lib/mxsieve", str(var))
+    text = text.replace("/run/mxsieve", str(tmp_path))
+    text = text.replace('User = "mxsieve"', 'User = "nobody"')  # no such account here
+    assert 'User = "nobody"' in text
+    conf = etc / "mxsieve.conf"
+    conf.write_text(text)
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 0, r.stdout + r.stderr
