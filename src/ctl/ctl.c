@@ -32,11 +32,19 @@ struct ctl_entry {
 	void *arg;
 };
 
+/* One console client; listed so that ctl_destroy can free what is open. */
+struct ctl_conn {
+	struct ctl *c;
+	struct bufferevent *bev;
+	struct ctl_conn *prev, *next;
+};
+
 struct ctl {
 	struct evconnlistener *listener;
 	char *path;
 	struct ctl_entry entries[CTL_MAX_HANDLERS];
 	int nentries;
+	struct ctl_conn *conns;
 };
 
 int ctl_split(char *line, char **argv, int max)
@@ -130,9 +138,22 @@ static void ctl_write_answer(struct evbuffer *out, const char *text)
 	evbuffer_add(out, ".\n", 2);
 }
 
+static void ctl_conn_free(struct ctl_conn *cc)
+{
+	if (cc->prev)
+		cc->prev->next = cc->next;
+	else
+		cc->c->conns = cc->next;
+	if (cc->next)
+		cc->next->prev = cc->prev;
+	bufferevent_free(cc->bev);
+	free(cc);
+}
+
 static void ctl_conn_read(struct bufferevent *bev, void *arg)
 {
-	struct ctl *c = arg;
+	struct ctl_conn *cc = arg;
+	struct ctl *c = cc->c;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer *out = bufferevent_get_output(bev);
 	char *line;
@@ -145,18 +166,18 @@ static void ctl_conn_read(struct bufferevent *bev, void *arg)
 		free(answer);
 		free(line);
 		if (evbuffer_get_length(out) > CTL_MAX_PENDING_OUTPUT) {
-			bufferevent_free(bev);
+			ctl_conn_free(cc);
 			return;
 		}
 	}
 	if (evbuffer_get_length(in) > CTL_MAX_LINE)
-		bufferevent_free(bev);
+		ctl_conn_free(cc);
 }
 
 static void ctl_conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		bufferevent_free(bev);
+		ctl_conn_free(arg);
 }
 
 static bool ctl_peer_allowed(int fd)
@@ -173,20 +194,27 @@ static void ctl_accept(struct evconnlistener *l, evutil_socket_t fd,
                        struct sockaddr *sa, int salen, void *arg)
 {
 	struct ctl *c = arg;
-	struct bufferevent *bev;
+	struct ctl_conn *cc;
 
 	if (!ctl_peer_allowed(fd)) {
 		log_event(LOG_WARNING, "ctl_refused", "reason=peer_uid");
 		close(fd);
 		return;
 	}
-	bev = bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!bev) {
+	if (!(cc = calloc(1, sizeof *cc)) ||
+	    !(cc->bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
+	                                       BEV_OPT_CLOSE_ON_FREE))) {
+		free(cc);
 		close(fd);
 		return;
 	}
-	bufferevent_setcb(bev, ctl_conn_read, NULL, ctl_conn_event, c);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	cc->c = c;
+	cc->next = c->conns;
+	if (c->conns)
+		c->conns->prev = cc;
+	c->conns = cc;
+	bufferevent_setcb(cc->bev, ctl_conn_read, NULL, ctl_conn_event, cc);
+	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
 }
 
 struct ctl *ctl_create(struct event_base *base, const char *path, char *err,
@@ -237,7 +265,8 @@ void ctl_destroy(struct ctl *c)
 {
 	if (!c)
 		return;
-	/* Open console connections are freed with the event base. */
+	while (c->conns)
+		ctl_conn_free(c->conns);
 	evconnlistener_free(c->listener);
 	unlink(c->path);
 	free(c->path);

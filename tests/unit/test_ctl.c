@@ -7,6 +7,8 @@
 #include <event2/thread.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ctl/ctl.h"
@@ -94,11 +96,22 @@ UNIT_TEST(round_trip)
 	CHECK_EQ(run_client(path, 1, a4, out, sizeof out), 0);
 	CHECK_STR(out, "echo ARGS\nfail\n");
 
+	/* A client still connected when the console goes away: ctl_destroy
+	 * frees its connection (LeakSanitizer checks in check-san). */
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	CHECK_EQ(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	CHECK_EQ(write(fd, "help\n", 5), 5);
+	ssize_t got = read(fd, out, sizeof out - 1); /* served: it is open on the server */
+	CHECK(got > 0);
+
 	/* With pthreads enabled the break wakes the loop itself. */
 	event_base_loopbreak(base);
 	pthread_join(t, NULL);
 	ctl_destroy(c);
 	event_base_free(base);
+	close(fd);
 	CHECK(access(path, F_OK) != 0);
 }
 
