@@ -50,14 +50,16 @@ static void sieve_counter(void *arg, const char *phase, size_t phase_len, const 
 static void delivery(FILE *f, struct deliver *d)
 {
 	struct deliver_stats ds;
-	static const char *const result[3] = {"ok", "tempfail", "permfail"};
+	static const char *const result[DELIVER_NSTATUS] = {
+		[DELIVER_OK] = "ok", [DELIVER_TEMPFAIL] = "tempfail", [DELIVER_PERMFAIL] = "permfail",
+	};
 
 	deliver_get_stats(d, &ds);
 	family(f, "mxsieve_delivery_jobs_total", "counter",
 	       "Messages delivery finished, by result (ok: durable in the Maildir or "
 	       "accepted by the next hop).");
 	uint64_t finished = 0;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < DELIVER_NSTATUS; i++) {
 		fprintf(f, "mxsieve_delivery_jobs_total{result=\"%s\"} %llu\n", result[i],
 		        (unsigned long long)ds.finished[i]);
 		finished += ds.finished[i];

@@ -501,6 +501,7 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		char host[256];
 		uint16_t port;
 		/* the config checked the form; bind before the privileges go */
+		snprintf(err, sizeof err, "expected \"ADDRESS:PORT\"");
 		if (!mx_hostport_split(cfg->metrics_address, host, sizeof host, &port, true) ||
 		    !(srv->metrics = metrics_http_create(srv->base, host, port, mx_metrics_render, srv,
 		                                         err, sizeof err))) {
@@ -524,8 +525,8 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		fprintf(stderr, "mxsieve: cannot create the audit state\n");
 		return -1;
 	}
-	srv->smtp.dns = dns_resolver_create(srv->base, cfg->dns_server,
-	                                    cfg->sieve ? cfg->sieve->dns_timeout : 5, err, sizeof err);
+	srv->smtp.dns = dns_resolver_create(srv->base, cfg->dns_server, dns_timeout_of(cfg), err,
+	                                    sizeof err);
 	if (!srv->smtp.dns) {
 		fprintf(stderr, "%s: %s\n", cfg->path, err);
 		return -1;

@@ -3,9 +3,9 @@
  * reload, shutdown and privilege drop, around one struct smtp_server.
  *
  * Start-up order (each step may fail with FILE:LINE or a named path):
- * config -> TLS files -> Maildir root -> deliver_clean_tmp -> bind
- * listeners -> drop privileges -> delivery threads -> audit -> control
- * socket -> signals -> loop.
+ * config and scripts -> TLS files -> Maildir root -> deliver_clean_tmp ->
+ * bind listeners -> control socket -> metrics endpoint -> drop privileges ->
+ * delivery threads -> audit -> DNS resolver -> signals -> loop.
  *
  * Reload (SIGHUP, or the console's "reload"): a new config is loaded and
  * checked completely, and every policy script compiled; on any error every

@@ -65,6 +65,7 @@
 
 #include "conf/config.h"
 #include "deliver/spool.h"
+#include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -1362,26 +1363,17 @@ static void batch_relay(struct deliver *d, struct worker *wk, struct deliver_job
 
 /* ---- threads and completions ---- */
 
-/* Hand finished jobs to the loop thread: one pipe byte when the done list
- * was empty (the loop drains the whole list per wake-up). */
 const double deliver_lat_bounds_s[DELIVER_LAT_BOUNDS] = {
 	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5,
 };
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Count a finished round's jobs (mu held). */
 static void count_done(struct deliver *d, struct deliver_job *first)
 {
-	uint64_t now = now_us();
+	uint64_t now = mx_now_us();
 	d->stats.rounds++;
 	for (struct deliver_job *j = first; j; j = j->next) {
-		if ((unsigned)j->status < 3)
+		if ((unsigned)j->status < DELIVER_NSTATUS)
 			d->stats.finished[j->status]++;
 		double s = (double)(now - j->submitted_us) / 1e6;
 		size_t b = 0;
@@ -1399,6 +1391,8 @@ void deliver_get_stats(struct deliver *d, struct deliver_stats *out)
 	pthread_mutex_unlock(&d->mu);
 }
 
+/* Hand finished jobs to the loop thread: one pipe byte when the done list
+ * was empty (the loop drains the whole list per wake-up). */
 static void post_done(struct deliver *d, struct deliver_job *first, struct deliver_job *last)
 {
 	pthread_mutex_lock(&d->mu);
@@ -1704,7 +1698,7 @@ void deliver_submit(struct deliver *d, struct deliver_job *job,
 	job->next = NULL;
 	job->status = DELIVER_TEMPFAIL;
 	job->detail[0] = '\0';
-	job->submitted_us = now_us();
+	job->submitted_us = mx_now_us();
 	pthread_mutex_lock(&d->mu);
 	d->stats.submitted++;
 	*d->queue_tail = job;

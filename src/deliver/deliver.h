@@ -30,6 +30,7 @@ enum deliver_status {
 	DELIVER_TEMPFAIL, /* 451 4.3.0: disk full, permissions, downstream 4xx/down */
 	DELIVER_PERMFAIL, /* 554 5.0.0: the downstream refused the message for good */
 };
+#define DELIVER_NSTATUS 3
 
 struct deliver_rcpt {
 	char *local;    /* local part as given (case kept) */
@@ -62,7 +63,7 @@ struct deliver_job {
 extern const double deliver_lat_bounds_s[DELIVER_LAT_BOUNDS]; /* bucket upper bounds */
 struct deliver_stats {
 	uint64_t submitted;                       /* jobs queued */
-	uint64_t finished[3];                     /* by enum deliver_status */
+	uint64_t finished[DELIVER_NSTATUS];       /* by enum deliver_status */
 	uint64_t rounds;                          /* commit rounds / relay batches */
 	uint64_t lat_buckets[DELIVER_LAT_BOUNDS + 1]; /* not cumulative; last = +Inf */
 	double lat_sum_s;
