@@ -91,7 +91,7 @@ install: $(B)/mxsieve
 		> $(DESTDIR)$(SYSTEMD_DIR)/mxsieve.service
 	chmod 0644 $(DESTDIR)$(SYSTEMD_DIR)/mxsieve.service
 	install -d $(DESTDIR)$(PREFIX)/share/doc/mxsieve/examples/policy
-	install -m 0644 contrib/mxsieve.conf $(DESTDIR)$(PREFIX)/share/doc/mxsieve/examples/
+	install -m 0644 contrib/mxsieve.conf contrib/recipients $(DESTDIR)$(PREFIX)/share/doc/mxsieve/examples/
 	install -m 0644 examples/policy/* $(DESTDIR)$(PREFIX)/share/doc/mxsieve/examples/policy/
 
 FB       ?= build-fuzz

@@ -15,6 +15,7 @@
  */
 #include "conf/config.h"
 #include "conf/conf_parse.h"
+#include "conf/recipients.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -383,10 +384,14 @@ static const struct opt_def global_opts[] = {
 	{"Early_Talker_Reject", OPT_BOOL, CFG(early_talker_reject), 0, 0, NULL, NULL, NULL},
 	{"Shutdown_Grace", OPT_UINT, CFG(shutdown_grace), 0, 3600, NULL, NULL, NULL},
 	{"DNS_Server", OPT_STRING, CFG(dns_server), 0, 0, NULL, check_dns_server, NULL},
+	{"Valid_Recipients", OPT_PATH, CFG(valid_recipients), 0, 0, NULL, NULL, NULL},
 };
 #define N_GLOBAL (sizeof global_opts / sizeof global_opts[0])
 /* indexes into global_opts, for the cross-option checks */
-enum { G_DELIVERY = 7, G_MAILDIR = 8, G_RELAY_TARGET = 9, G_TLS_CERT = 11, G_TLS_KEY = 12 };
+enum {
+	G_DELIVERY = 7, G_MAILDIR = 8, G_RELAY_TARGET = 9, G_TLS_CERT = 11, G_TLS_KEY = 12,
+	G_VALID_RECIPIENTS = 18
+};
 
 #define LIM(f) offsetof(struct mx_limits, f)
 static const struct opt_def limit_opts[] = {
@@ -592,6 +597,12 @@ static void special_relay_domains(struct ctx *c, const struct conf_node *n)
 		                                   sizeof *cfg->relay_domains);
 		cfg->relay_domains[cfg->nrelay_domains++] = d;
 	}
+}
+
+/* mx_recipients_load's check that an entry's domain is ours. */
+static bool accepts_domain_cb(const char *domain, void *arg)
+{
+	return mx_config_accepts_domain(arg, domain);
 }
 
 /* monitors = ( "W,N" ... ): N windows of W seconds each. */
@@ -1078,6 +1089,10 @@ static void walk_top(struct ctx *c, const struct conf_node *list)
 		ERR(c, gseen[G_TLS_KEY], "TLS_Key \"%s\": %s", cfg->tls_key, strerror(err));
 	if (cfg->tls_dir == NULL && cfg->tls_certificate == NULL)
 		cfg->tls_dir = resolve_path(c, "tls");
+	if (cfg->valid_recipients)
+		cfg->recipients = mx_recipients_load(cfg->valid_recipients, c->file,
+		                                     gseen[G_VALID_RECIPIENTS], accepts_domain_cb,
+		                                     cfg, c->errs);
 }
 
 static struct mx_config *config_new(const char *path)
@@ -1198,6 +1213,8 @@ void mx_config_free(struct mx_config *cfg)
 	for (size_t i = 0; i < cfg->nrelay_domains; i++)
 		free(cfg->relay_domains[i]);
 	free(cfg->relay_domains);
+	free(cfg->valid_recipients);
+	mx_recipients_free(cfg->recipients);
 	free(cfg->maildir);
 	free(cfg->relay_target);
 	free(cfg->tls_certificate);

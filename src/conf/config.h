@@ -117,6 +117,8 @@ struct mx_config {
 	size_t nrelay_hosts;
 	char **relay_domains;         /* Relay_Domains: domains we accept mail for */
 	size_t nrelay_domains;
+	char *valid_recipients;       /* Valid_Recipients: the file, or NULL (any local part) */
+	struct mx_recipients *recipients; /* its entries (conf/recipients.h), read at load */
 
 	enum mx_delivery delivery;
 	char *maildir;              /* Maildir: root of MAILDIR/<domain>/<local>/ */

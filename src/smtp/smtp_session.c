@@ -57,6 +57,7 @@
 
 #include "audit/audit.h"
 #include "conf/config.h"
+#include "conf/recipients.h"
 #include "deliver/deliver.h"
 #include "net/listener.h"
 #include "net/proxy.h"
@@ -1378,6 +1379,18 @@ static void lower(char *p)
 			*p = (char)(*p + 32);
 }
 
+/* Valid_Recipients: whether mail for local@domain (a domain of ours, or a
+ * relay client's domain elsewhere) may be taken. Postmaster is always
+ * accepted (RFC 5321 §4.5.1); mail a relay client sends elsewhere is the
+ * next hop's to judge. */
+static bool known_recipient(const struct mx_config *cfg, const char *local, const char *domain)
+{
+	if (cfg->recipients == NULL || strcasecmp(local, "postmaster") == 0 ||
+	    !mx_config_accepts_domain(cfg, domain))
+		return true;
+	return mx_recipients_has(cfg->recipients, local, domain);
+}
+
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
 	struct smtp_path p;
@@ -1420,6 +1433,13 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	char local[2 * SMTP_LOCAL_MAX + 3];
 	if (!smtp_local_canonical(p.local, local, sizeof local)) {
 		reply_error(s, true, "501 5.5.4 Error: bad recipient address (too long)");
+		return;
+	}
+	if (!known_recipient(cfg, local, domain)) {
+		char why[sizeof local + SMTP_DOMAIN_MAX + 32];
+		snprintf(why, sizeof why, "unknown recipient <%s@%s>", local, domain);
+		log_reject(s, "rcptto", 550, why);
+		reply_error(s, true, "550 5.1.1 Error: no such mailbox here");
 		return;
 	}
 	if (!pending_new(s, MX_PHASE_RCPTTO) || !(s->pending->a = strdup(local)) ||

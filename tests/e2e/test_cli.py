@@ -149,7 +149,7 @@ def test_make_install_stages_daemon_man_unit_examples(tmp_path):
     assert "@" not in unit.replace("$MAINPID", ""), unit
     assert "ExecStart=/usr/sbin/mxsieve -c /etc/mxsieve/mxsieve.conf" in unit
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
-    for name in ("mxsieve.conf", "policy/connect.sieve"):
+    for name in ("mxsieve.conf", "recipients", "policy/connect.sieve"):
         assert (dest / "usr/share/doc/mxsieve/examples" / name).exists(), name
 
 
@@ -169,7 +169,9 @@ def test_contrib_production_config_checks_clean(tmp_path):
                         "/CN=mx.example.org", "-keyout", str(key), "-out", str(crt)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+    (etc / "recipients").write_text((ROOT / "contrib/recipients").read_text())
     text = (ROOT / "contrib/mxsieve.conf").read_text()
+    assert 'Valid_Recipients = "/etc/mxsieve/recipients"' in text
     text = text.replace("/etc/mxsieve", str(etc)).replace("/var/lib/mxsieve", str(var))
     text = text.replace("/run/mxsieve", str(tmp_path))
     text = text.replace('User = "mxsieve"', 'User = "nobody"')  # no such account here

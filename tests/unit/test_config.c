@@ -5,6 +5,7 @@
  */
 #include "conf/conf_parse.h"
 #include "conf/config.h"
+#include "conf/recipients.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -568,6 +569,91 @@ UNIT_TEST(hostport_split)
 	CHECK(!mx_hostport_split("h:0", h, sizeof h, &port, true));
 	CHECK(!mx_hostport_split(":25", h, sizeof h, &port, true));
 	CHECK(!mx_hostport_split("h:", h, sizeof h, &port, true));
+}
+
+static void write_file(const char *name, const char *text)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+#define RCPT_CONF                                                              \
+	MINIMAL "Relay_Domains = ( \"example.test\" \"Other.Test.\" )\n"        \
+	        "Valid_Recipients = \"rcpt\"\n"
+
+UNIT_TEST(valid_recipients_lookup)
+{
+	write_file("rcpt", "# mailboxes\n\n  Alice@Example.TEST  \nbob@example.test\r\n"
+	                   "bob@example.test\n\"john doe\"@example.test\n@other.test.\n");
+	char *errs = NULL;
+	struct mx_config *cfg = load(RCPT_CONF, &errs);
+	CHECK(cfg != NULL);
+	if (cfg == NULL) {
+		fprintf(stderr, "%s", errs ? errs : "");
+		free(errs);
+		return;
+	}
+	const struct mx_recipients *r = cfg->recipients;
+	CHECK(r != NULL);
+	CHECK_EQ(mx_recipients_count(r), 4); /* bob once */
+	CHECK(mx_recipients_has(r, "alice", "example.test"));
+	CHECK(mx_recipients_has(r, "ALICE", "EXAMPLE.test."));
+	CHECK(mx_recipients_has(r, "bob", "example.test"));
+	CHECK(mx_recipients_has(r, "\"john doe\"", "example.test"));
+	CHECK(!mx_recipients_has(r, "carol", "example.test"));
+	CHECK(!mx_recipients_has(r, "alic", "example.test"));
+	CHECK(!mx_recipients_has(r, "alice", "example.tes"));
+	CHECK(mx_recipients_has(r, "anyone", "other.test"));
+	CHECK(mx_recipients_has(r, "x", "OTHER.TEST"));
+	mx_config_free(cfg);
+}
+
+UNIT_TEST(valid_recipients_errors)
+{
+	write_file("rcpt2", "ok@example.test\nno-at-sign\nx@elsewhere.test\nx@\n"
+	                    "two words@example.test\na<b@example.test\n");
+	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                     "Valid_Recipients = \"rcpt2\"\n",
+	             "T/rcpt2:2: \"no-at-sign\" is not \"local@domain\" or \"@domain\"\n"
+	             "T/rcpt2:3: \"x@elsewhere.test\" names a domain that is not in Relay_Domains\n"
+	             "T/rcpt2:4: \"x@\" has no domain\n"
+	             "T/rcpt2:5: \"two words@example.test\" has blanks inside (one address per line)\n"
+	             "T/rcpt2:6: \"a<b@example.test\" character not allowed in an unquoted local part\n");
+	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                     "Valid_Recipients = \"missing\"\n",
+	             "T/t.conf:4: Valid_Recipients \"T/missing\": No such file or directory\n");
+	/* an empty file is valid: only postmaster is taken */
+	write_file("rcpt3", "# nobody yet\n");
+	char *errs = NULL;
+	struct mx_config *cfg = load(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                                     "Valid_Recipients = \"rcpt3\"\n", &errs);
+	CHECK(cfg != NULL && cfg->recipients != NULL);
+	if (cfg) {
+		CHECK_EQ(mx_recipients_count(cfg->recipients), 0);
+		CHECK(!mx_recipients_has(cfg->recipients, "a", "example.test"));
+	}
+	mx_config_free(cfg);
+	free(errs);
+}
+
+UNIT_TEST(valid_recipients_many_bad_lines)
+{
+	char *text = malloc(40 * 8 + 1), *p = text;
+	for (int i = 0; i < 40; i++)
+		p += sprintf(p, "bad%02d\n", i);
+	write_file("rcpt4", text);
+	free(text);
+	char *e = errors_of(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                            "Valid_Recipients = \"rcpt4\"\n");
+	CHECK(strstr(e, "T/rcpt4:20: \"bad19\"") != NULL);
+	CHECK(strstr(e, "T/rcpt4:21:") == NULL);
+	CHECK(strstr(e, "T/rcpt4: 20 more bad lines\n") != NULL);
+	free(e);
 }
 
 int main(void)

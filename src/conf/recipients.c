@@ -1,0 +1,250 @@
+/* recipients: the Valid_Recipients file (see recipients.h).
+ *
+ * Addresses are kept as lower-cased "local@domain" strings in one sorted
+ * array (bsearch: a million entries cost ~20 comparisons a lookup, no
+ * rehashing at load); whole domains ("@domain") in a second, small one. */
+#include "conf/recipients.h"
+
+#include "conf/conf_parse.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Longest local part and domain we take, as the SMTP parser does (quoted
+ * local parts are kept with their quotes). */
+#define RCPT_LOCAL_MAX 259
+#define RCPT_DOMAIN_MAX 255
+/* Bad lines reported one by one; the rest are counted. */
+#define RCPT_MAX_ERRORS 20
+
+struct mx_recipients {
+	char **addrs;   /* "local@domain", lower case, sorted, unique */
+	size_t naddrs;
+	char **domains; /* "domain" of the "@domain" entries, lower case, sorted */
+	size_t ndomains;
+};
+
+static void lower_ascii(char *p)
+{
+	for (; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool push(char ***arr, size_t *n, size_t *cap, char *s)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		char **na = realloc(*arr, nc * sizeof *na);
+		if (na == NULL)
+			return false;
+		*arr = na;
+		*cap = nc;
+	}
+	(*arr)[(*n)++] = s;
+	return true;
+}
+
+/* Sort and drop repeats (a file may list an address twice). */
+static size_t sort_unique(char **a, size_t n)
+{
+	if (n == 0)
+		return 0;
+	qsort(a, n, sizeof *a, cmp_str);
+	size_t o = 1;
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(a[i], a[o - 1]) == 0)
+			free(a[i]);
+		else
+			a[o++] = a[i];
+	}
+	return o;
+}
+
+/* Strip blanks at both ends, in place. */
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' ||
+	                 s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Why `local` cannot be a local part, or NULL. Quoted local parts may hold
+ * what a dot-string may not; control bytes and blanks outside quotes never. */
+static const char *bad_local(const char *local)
+{
+	size_t n = strlen(local);
+	if (n > RCPT_LOCAL_MAX)
+		return "local part too long";
+	bool quoted = n >= 2 && local[0] == '"' && local[n - 1] == '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)local[i];
+		if (c < 0x20 || c == 0x7f)
+			return "control character in the local part";
+		if (!quoted && (c == ' ' || c == '"' || c == '(' || c == ')' || c == ',' ||
+		                c == ':' || c == ';' || c == '<' || c == '>' || c == '[' ||
+		                c == ']' || c == '\\'))
+			return "character not allowed in an unquoted local part";
+	}
+	return NULL;
+}
+
+/* One entry: 0 when added, 1 when not valid (the reason in *why), -1 when
+ * out of memory. */
+static int add_entry(struct mx_recipients *r, char *entry, size_t *acap, size_t *dcap,
+                      mx_recipients_domain_fn accepts, void *arg, const char **why)
+{
+	char *at = strrchr(entry, '@');
+	if (at == NULL) {
+		*why = "is not \"local@domain\" or \"@domain\"";
+		return 1;
+	}
+	*at = '\0';
+	const char *local = entry, *domain = at + 1;
+	size_t dl = strlen(domain);
+	char dom[RCPT_DOMAIN_MAX + 1];
+	if (dl > 0 && domain[dl - 1] == '.')
+		dl--;
+	if (dl == 0 || dl > RCPT_DOMAIN_MAX) {
+		*why = dl == 0 ? "has no domain" : "domain too long";
+		return 1;
+	}
+	memcpy(dom, domain, dl);
+	dom[dl] = '\0';
+	lower_ascii(dom);
+	if (!accepts(dom, arg)) {
+		*why = "names a domain that is not in Relay_Domains";
+		return 1;
+	}
+	if (*local == '\0') {
+		char *d = strdup(dom);
+		if (d == NULL || !push(&r->domains, &r->ndomains, dcap, d)) {
+			free(d);
+			return -1;
+		}
+		return 0;
+	}
+	if ((*why = bad_local(local)) != NULL)
+		return 1;
+	size_t ll = strlen(local);
+	char *a = malloc(ll + dl + 2);
+	if (a == NULL || !push(&r->addrs, &r->naddrs, acap, a)) {
+		free(a);
+		return -1;
+	}
+	memcpy(a, local, ll);
+	a[ll] = '@';
+	memcpy(a + ll + 1, dom, dl + 1);
+	lower_ascii(a);
+	return 0;
+}
+
+struct mx_recipients *mx_recipients_load(const char *path, const char *conf, unsigned line,
+                                         mx_recipients_domain_fn accepts, void *arg,
+                                         struct conf_errors *errs)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		conf_error(errs, conf, line, "Valid_Recipients \"%s\": %s", path, strerror(errno));
+		return NULL;
+	}
+	struct mx_recipients *r = calloc(1, sizeof *r);
+	size_t acap = 0, dcap = 0, nbad = 0;
+	char *buf = NULL;
+	size_t bufcap = 0;
+	unsigned lineno = 0;
+	ssize_t got;
+	bool oom = r == NULL;
+	while (!oom && (got = getline(&buf, &bufcap, f)) >= 0) {
+		lineno++;
+		if (memchr(buf, '\0', (size_t)got) != NULL) {
+			if (nbad++ < RCPT_MAX_ERRORS)
+				conf_error(errs, path, lineno, "NUL byte in the line");
+			continue;
+		}
+		char *e = trim(buf);
+		if (*e == '\0' || *e == '#')
+			continue;
+		char shown[80];
+		snprintf(shown, sizeof shown, "%s", e);
+		const char *why = NULL;
+		if (strpbrk(e, " \t") != NULL && e[0] != '"')
+			why = "has blanks inside (one address per line)";
+		else if (add_entry(r, e, &acap, &dcap, accepts, arg, &why) < 0)
+			oom = true;
+		if (why != NULL && nbad++ < RCPT_MAX_ERRORS)
+			conf_error(errs, path, lineno, "\"%s\" %s", shown, why);
+	}
+	if (!oom && ferror(f)) {
+		conf_error(errs, conf, line, "Valid_Recipients \"%s\": %s", path, strerror(errno));
+		nbad++;
+	}
+	free(buf);
+	fclose(f);
+	if (oom && r != NULL) {
+		conf_error(errs, conf, line, "Valid_Recipients \"%s\": out of memory", path);
+		nbad++;
+	}
+	if (nbad > RCPT_MAX_ERRORS)
+		conf_error(errs, path, 0, "%zu more bad lines", nbad - RCPT_MAX_ERRORS);
+	if (r == NULL || nbad > 0) {
+		mx_recipients_free(r);
+		return NULL;
+	}
+	r->naddrs = sort_unique(r->addrs, r->naddrs);
+	r->ndomains = sort_unique(r->domains, r->ndomains);
+	return r;
+}
+
+bool mx_recipients_has(const struct mx_recipients *r, const char *local, const char *domain)
+{
+	char key[RCPT_LOCAL_MAX + RCPT_DOMAIN_MAX + 2];
+	size_t dl = strlen(domain);
+	if (dl > 0 && domain[dl - 1] == '.')
+		dl--;
+	if (dl > RCPT_DOMAIN_MAX)
+		return false;
+	memcpy(key, domain, dl);
+	key[dl] = '\0';
+	lower_ascii(key);
+	const char *k = key;
+	if (r->ndomains && bsearch(&k, r->domains, r->ndomains, sizeof *r->domains, cmp_str))
+		return true;
+	size_t ll = strlen(local);
+	if (ll > RCPT_LOCAL_MAX || r->naddrs == 0)
+		return false;
+	memmove(key + ll + 1, key, dl + 1);
+	memcpy(key, local, ll);
+	key[ll] = '@';
+	lower_ascii(key);
+	return bsearch(&k, r->addrs, r->naddrs, sizeof *r->addrs, cmp_str) != NULL;
+}
+
+size_t mx_recipients_count(const struct mx_recipients *r)
+{
+	return r ? r->naddrs + r->ndomains : 0;
+}
+
+void mx_recipients_free(struct mx_recipients *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->naddrs; i++)
+		free(r->addrs[i]);
+	for (size_t i = 0; i < r->ndomains; i++)
+		free(r->domains[i]);
+	free(r->addrs);
+	free(r->domains);
+	free(r);
+}

@@ -1,0 +1,37 @@
+/* recipients: the Valid_Recipients file, the addresses we have mailboxes for.
+ *
+ * One entry per line: "local@domain" (one address) or "@domain" (every
+ * local part of that domain); '#' starts a comment, blank lines are
+ * ignored. Matching is ASCII case-insensitive in both parts, as the Maildir
+ * folder names are (deliver.h). The set is read once per configuration load
+ * and is immutable after: sessions share it through their config. */
+#ifndef MX_CONF_RECIPIENTS_H
+#define MX_CONF_RECIPIENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct conf_errors;
+struct mx_recipients;
+
+/* Domain check for an entry: true when the domain is one we accept mail for. */
+typedef bool (*mx_recipients_domain_fn)(const char *domain, void *arg);
+
+/* Read PATH. Each bad line adds "PATH:LINE: message" to errs; a file that
+ * cannot be read adds "CONF:LINE: ..." naming the option's line in the
+ * config file CONF. Returns NULL when anything was wrong. */
+struct mx_recipients *mx_recipients_load(const char *path, const char *conf, unsigned line,
+                                         mx_recipients_domain_fn accepts, void *arg,
+                                         struct conf_errors *errs);
+
+/* Whether local@domain is listed (or its domain has an "@domain" entry).
+ * local is the canonical local part (smtp_local_canonical), domain without
+ * a trailing dot. */
+bool mx_recipients_has(const struct mx_recipients *r, const char *local, const char *domain);
+
+/* Entries read: addresses and whole domains. */
+size_t mx_recipients_count(const struct mx_recipients *r);
+
+void mx_recipients_free(struct mx_recipients *r);
+
+#endif

@@ -1,0 +1,118 @@
+"""Valid_Recipients: an MX refuses mail for mailboxes it does not have at RCPT
+(550 5.1.1), so a dictionary attack creates no Maildir folders and costs the
+attacker its error budget; postmaster is always taken; a reload reads the
+file again, and a broken file keeps the old set.
+"""
+import signal
+import smtplib
+import subprocess
+import time
+
+from mx import BINARY, SLOW, make_message
+
+RECIPIENTS = """# mailboxes of example.test
+alice@example.test
+Bob@Example.Test
+@catchall.test
+"""
+
+
+def start(mx_factory, tmp_path, text=RECIPIENTS, **options):
+    path = tmp_path / "recipients"
+    path.write_text(text)
+    opts = {"Valid_Recipients": str(path),
+            "Relay_Domains": ["example.test", "catchall.test"]}
+    opts.update(options)
+    return mx_factory(options=opts), path
+
+
+def rcpt_code(mx, rcpt):
+    with smtplib.SMTP("127.0.0.1", mx.port, timeout=10) as s:
+        s.ehlo("client.e2e.test")
+        s.mail("sender@elsewhere.test")
+        code, text = s.rcpt(rcpt)
+        s.rset()
+        return code, text.decode()
+
+
+def test_listed_mailboxes_are_taken_and_others_refused_at_rcpt(mx_factory, tmp_path):
+    mx, _ = start(mx_factory, tmp_path)
+    for addr in ("alice@example.test", "ALICE@example.TEST", "bob@example.test",
+                 "anyone@catchall.test", "postmaster@example.test", "postmaster",
+                 "PostMaster@catchall.test"):
+        code, text = rcpt_code(mx, addr)
+        assert code == 250, (addr, code, text)
+    for addr in ("carol@example.test", "alice2@example.test", "alic@example.test"):
+        code, text = rcpt_code(mx, addr)
+        assert code == 550 and text.startswith("5.1.1"), (addr, code, text)
+    # not ours and the client may not relay: still "relaying denied", not "no such user"
+    code, text = rcpt_code(mx, "alice@elsewhere.test")
+    assert code == 550 and text.startswith("5.7.1"), (code, text)
+
+    # one message with a known and an unknown recipient: the known one gets it
+    _, data = make_message(subject="mixed")
+    with smtplib.SMTP("127.0.0.1", mx.port, timeout=10) as s:
+        refused = s.sendmail("sender@elsewhere.test", ["alice@example.test",
+                                                       "nobody@example.test"], data)
+    assert set(refused) == {"nobody@example.test"} and refused["nobody@example.test"][0] == 550
+    mx.wait_messages("alice@example.test", 1)
+    domain_dir = mx.maildir / "example.test"
+    assert sorted(p.name for p in domain_dir.iterdir()) == ["alice"], \
+        "a refused recipient got a Maildir folder"
+    rejects = [e for e in mx.events("reject") if e.get("phase") == "rcptto"]
+    assert any("unknown recipient <nobody@example.test>" in e.get("reason", "")
+               for e in rejects), rejects
+
+
+def test_dictionary_attack_runs_out_of_errors_and_creates_nothing(mx_factory, tmp_path):
+    mx, _ = start(mx_factory, tmp_path, Max_Errors=5)
+    with mx.connect() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<spam@elsewhere.test>", 250)
+        codes = []
+        for i in range(20):
+            code, text = c.cmd(f"RCPT TO:<guess{i}@example.test>")
+            codes.append(code)
+            if code == 421:
+                break
+        assert codes[:5] == [550] * 5 and codes[-1] == 421, codes
+        assert c.closed_within(5 * SLOW)
+    assert not (mx.maildir / "example.test").exists() or \
+        list((mx.maildir / "example.test").iterdir()) == []
+
+
+def test_relay_clients_send_anywhere_unchecked(mx_factory, tmp_path):
+    mx, _ = start(mx_factory, tmp_path, Relay_Hosts=["127.0.0.1"])
+    # mail a relay client sends to another domain is the next hop's to judge
+    code, text = rcpt_code(mx, "whoever@elsewhere.test")
+    assert code == 250, (code, text)
+    # mail for our own domain is checked whoever sends it
+    code, text = rcpt_code(mx, "carol@example.test")
+    assert code == 550 and text.startswith("5.1.1"), (code, text)
+
+
+def test_reload_reads_the_file_again_and_a_bad_file_keeps_the_old_set(mx_factory, tmp_path):
+    mx, path = start(mx_factory, tmp_path)
+    assert rcpt_code(mx, "carol@example.test")[0] == 550
+    path.write_text(RECIPIENTS + "carol@example.test\n")
+    mx.signal(signal.SIGHUP)
+    mx.wait_event("reload", lambda e: e.get("result") == "ok")
+    assert rcpt_code(mx, "carol@example.test")[0] == 250
+
+    path.write_text(RECIPIENTS + "dave@example.test\nbroken line here\n")
+    mx.signal(signal.SIGHUP)
+    want = f"{path}:6:"
+    deadline = time.monotonic() + 5 * SLOW
+    while want not in mx.log_text():
+        assert time.monotonic() < deadline, \
+            f"the log does not name {want}:\n{mx.log_text()[-2000:]}"
+        time.sleep(0.05)
+    assert mx.running()
+    assert rcpt_code(mx, "carol@example.test")[0] == 250, "the old set was not kept"
+    assert rcpt_code(mx, "dave@example.test")[0] == 550, "half of a bad file was taken"
+
+    # mxsieve -t names the same line
+    r = subprocess.run([str(BINARY), "-t", "-c", str(mx.conf_path)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode != 0 and f"{path}:6: \"broken line here\" has blanks inside" in r.stderr, \
+        (r.returncode, r.stderr)
