@@ -360,6 +360,22 @@ static const char *check_dns_server(const char *v)
 	return NULL;
 }
 
+/* Recipient_Delimiter: 1-8 of the atext specials (RFC 5322 §3.2.3) that
+ * are not '.', each once. */
+static const char *check_delimiter(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > 8)
+		return "must be 1 to 8 characters";
+	for (size_t i = 0; i < n; i++) {
+		if (strchr("!#$%&'*+-/=?^_`{|}~", v[i]) == NULL)
+			return "may only hold the characters ! # $ % & ' * + - / = ? ^ _ ` { | } ~";
+		if (memchr(v, v[i], i) != NULL)
+			return "holds a character twice";
+	}
+	return NULL;
+}
+
 static void special_relay_hosts(struct ctx *c, const struct conf_node *n);
 static void special_relay_domains(struct ctx *c, const struct conf_node *n);
 static void special_monitors(struct ctx *c, const struct conf_node *n);
@@ -385,6 +401,8 @@ static const struct opt_def global_opts[] = {
 	{"Shutdown_Grace", OPT_UINT, CFG(shutdown_grace), 0, 3600, NULL, NULL, NULL},
 	{"DNS_Server", OPT_STRING, CFG(dns_server), 0, 0, NULL, check_dns_server, NULL},
 	{"Valid_Recipients", OPT_PATH, CFG(valid_recipients), 0, 0, NULL, NULL, NULL},
+	{"Recipient_Delimiter", OPT_STRING, CFG(recipient_delimiter), 0, 0, NULL, check_delimiter,
+	 NULL},
 };
 #define N_GLOBAL (sizeof global_opts / sizeof global_opts[0])
 /* indexes into global_opts, for the cross-option checks */
@@ -1214,6 +1232,7 @@ void mx_config_free(struct mx_config *cfg)
 		free(cfg->relay_domains[i]);
 	free(cfg->relay_domains);
 	free(cfg->valid_recipients);
+	free(cfg->recipient_delimiter);
 	mx_recipients_free(cfg->recipients);
 	free(cfg->maildir);
 	free(cfg->relay_target);
@@ -1257,6 +1276,15 @@ bool mx_config_accepts_domain(const struct mx_config *cfg, const char *domain)
 			return true;
 	}
 	return false;
+}
+
+size_t mx_config_mailbox_len(const struct mx_config *cfg, const char *local)
+{
+	size_t n = strlen(local);
+	if (cfg->recipient_delimiter == NULL || local[0] == '"')
+		return n;
+	size_t k = strcspn(local, cfg->recipient_delimiter);
+	return k == 0 ? n : k;
 }
 
 static bool str_differs(const char *a, const char *b)

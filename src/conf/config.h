@@ -118,6 +118,7 @@ struct mx_config {
 	char **relay_domains;         /* Relay_Domains: domains we accept mail for */
 	size_t nrelay_domains;
 	char *valid_recipients;       /* Valid_Recipients: the file, or NULL (any local part) */
+	char *recipient_delimiter;    /* Recipient_Delimiter: bytes that start an extension */
 	struct mx_recipients *recipients; /* its entries (conf/recipients.h), read at load */
 
 	enum mx_delivery delivery;
@@ -155,6 +156,12 @@ bool mx_config_can_relay(const struct mx_config *cfg, const struct ip_addr *clie
 
 /* Whether mail for `domain` (case-insensitive, no trailing dot) is accepted. */
 bool mx_config_accepts_domain(const struct mx_config *cfg, const char *domain);
+
+/* The length of the part of `local` (a canonical local part) that names
+ * the mailbox: up to the first Recipient_Delimiter byte ("user+ext" ->
+ * 4). The whole length when there is no delimiter, it would leave nothing
+ * ("+ext"), or the local part is quoted. */
+size_t mx_config_mailbox_len(const struct mx_config *cfg, const char *local);
 
 /* Split "host:port", "[v6]:port", or (when !need_port) "host" / "[v6]" into
  * host (brackets removed) and port (0 when absent). A bracketed host must be

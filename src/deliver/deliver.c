@@ -254,8 +254,18 @@ bool deliver_maildir_path(const char *root, const struct deliver_rcpt *rcpt,
 		return false;
 	memcpy(d, rcpt->domain, dl);
 	d[dl] = '\0';
+	/* "user+ext" delivers to user's folder: copy the folder's part */
+	char box[NAME_MAX + 1];
+	const char *local = rcpt->local;
+	if (rcpt->box_len > 0 && rcpt->box_len < strlen(local)) {
+		if (rcpt->box_len >= sizeof box)
+			return false;
+		memcpy(box, local, rcpt->box_len);
+		box[rcpt->box_len] = '\0';
+		local = box;
+	}
 	if (!deliver_maildir_component(d, dom, sizeof dom) ||
-	    !deliver_maildir_component(rcpt->local, loc, sizeof loc))
+	    !deliver_maildir_component(local, loc, sizeof loc))
 		return false;
 	int n = snprintf(out, len, "%s/%s/%s", root, dom, loc);
 	return n > 0 && (size_t)n < len;

@@ -35,6 +35,9 @@ enum deliver_status {
 struct deliver_rcpt {
 	char *local;    /* local part as given (case kept) */
 	char *domain;   /* domain, lower-cased */
+	size_t box_len; /* the leading bytes of local that name the Maildir
+	                 * folder (the part before a Recipient_Delimiter);
+	                 * 0 = all of it */
 };
 
 struct deliver_job {

@@ -814,7 +814,7 @@ static void ehlo_reply(struct smtp_session *s, bool esmtp)
 		reply_raw(s, b, (size_t)n);
 }
 
-static bool add_rcpt(struct smtp_tx *tx, char *local, char *domain)
+static bool add_rcpt(struct smtp_tx *tx, char *local, char *domain, size_t box_len)
 {
 	if (tx->nrcpts == tx->caprcpts) {
 		size_t n = tx->caprcpts ? tx->caprcpts * 2 : SMTP_RCPT_GROW;
@@ -826,6 +826,7 @@ static bool add_rcpt(struct smtp_tx *tx, char *local, char *domain)
 	}
 	tx->rcpts[tx->nrcpts].local = local;
 	tx->rcpts[tx->nrcpts].domain = domain;
+	tx->rcpts[tx->nrcpts].box_len = box_len < strlen(local) ? box_len : 0;
 	tx->nrcpts++;
 	return true;
 }
@@ -871,7 +872,7 @@ static void phase_finish(struct smtp_session *s)
 	case MX_PHASE_RCPTTO:
 		if (apply_verdict(s, v, true))
 			break;
-		if (!s->tx || !add_rcpt(s->tx, p->a, p->b)) {
+		if (!s->tx || !add_rcpt(s->tx, p->a, p->b, mx_config_mailbox_len(CFG(s), p->a))) {
 			reply(s, "451 4.3.0 Out of memory");
 			break;
 		}
@@ -1382,13 +1383,22 @@ static void lower(char *p)
 /* Valid_Recipients: whether mail for local@domain (a domain of ours, or a
  * relay client's domain elsewhere) may be taken. Postmaster is always
  * accepted (RFC 5321 §4.5.1); mail a relay client sends elsewhere is the
- * next hop's to judge. */
+ * next hop's to judge. "user+ext" is taken when it is listed itself or,
+ * with Recipient_Delimiter, when "user" is. */
 static bool known_recipient(const struct mx_config *cfg, const char *local, const char *domain)
 {
 	if (cfg->recipients == NULL || strcasecmp(local, "postmaster") == 0 ||
 	    !mx_config_accepts_domain(cfg, domain))
 		return true;
-	return mx_recipients_has(cfg->recipients, local, domain);
+	if (mx_recipients_has(cfg->recipients, local, domain))
+		return true;
+	size_t box = mx_config_mailbox_len(cfg, local);
+	char base[2 * SMTP_LOCAL_MAX + 3];
+	if (box == strlen(local) || box >= sizeof base)
+		return false;
+	memcpy(base, local, box);
+	base[box] = '\0';
+	return mx_recipients_has(cfg->recipients, base, domain);
 }
 
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)

@@ -116,3 +116,27 @@ def test_reload_reads_the_file_again_and_a_bad_file_keeps_the_old_set(mx_factory
                        text=True, timeout=30)
     assert r.returncode != 0 and f"{path}:6: \"broken line here\" has blanks inside" in r.stderr, \
         (r.returncode, r.stderr)
+
+
+def test_recipient_delimiter_takes_extensions_into_the_base_mailbox(mx_factory, tmp_path):
+    mx, _ = start(mx_factory, tmp_path, Recipient_Delimiter="+")
+    assert rcpt_code(mx, "alice+news@example.test")[0] == 250
+    assert rcpt_code(mx, "carol+news@example.test")[0] == 550
+    _, one = make_message(subject="extension")
+    _, two = make_message(subject="two extensions")
+    with smtplib.SMTP("127.0.0.1", mx.port, timeout=10) as s:
+        assert s.sendmail("sender@elsewhere.test", ["Alice+News@example.test"], one) == {}
+        assert s.sendmail("sender@elsewhere.test",
+                          ["alice+a@example.test", "alice+b@example.test"], two) == {}
+    raws = mx.wait_messages("alice@example.test", 2)
+    assert len(raws) == 2, "one file a message for one mailbox, whatever the extensions"
+    first = [r for r in raws if b"Subject: extension" in r]
+    # the envelope address as sent stays in the Received header
+    assert len(first) == 1 and b"for <Alice+News@example.test>" in first[0], raws
+    assert sorted(p.name for p in (mx.maildir / "example.test").iterdir()) == ["alice"]
+
+
+def test_without_a_delimiter_an_extension_is_another_address(mx_factory, tmp_path):
+    mx, _ = start(mx_factory, tmp_path)
+    code, text = rcpt_code(mx, "alice+news@example.test")
+    assert code == 550 and text.startswith("5.1.1"), (code, text)

@@ -641,6 +641,35 @@ UNIT_TEST(valid_recipients_errors)
 	free(errs);
 }
 
+UNIT_TEST(recipient_delimiter)
+{
+	char *errs = NULL;
+	struct mx_config *cfg = load(MINIMAL "Recipient_Delimiter = \"+-\"\n", &errs);
+	CHECK(cfg != NULL);
+	if (cfg == NULL) {
+		free(errs);
+		return;
+	}
+	CHECK_EQ(mx_config_mailbox_len(cfg, "bob+lists"), 3);
+	CHECK_EQ(mx_config_mailbox_len(cfg, "bob-x+y"), 3);
+	CHECK_EQ(mx_config_mailbox_len(cfg, "bob"), 3);
+	CHECK_EQ(mx_config_mailbox_len(cfg, "+tag"), 4);        /* nothing left: whole */
+	CHECK_EQ(mx_config_mailbox_len(cfg, "\"a+b c\""), 7);  /* quoted: whole */
+	mx_config_free(cfg);
+	cfg = load(MINIMAL, &errs);
+	CHECK(cfg != NULL);
+	if (cfg)
+		CHECK_EQ(mx_config_mailbox_len(cfg, "bob+lists"), 9); /* unset: whole */
+	mx_config_free(cfg);
+	CHECK_ERRORS(MINIMAL "Recipient_Delimiter = \"\"\n",
+	             "T/t.conf:3: bad value \"\" for 'Recipient_Delimiter': must be 1 to 8 characters\n");
+	CHECK_ERRORS(MINIMAL "Recipient_Delimiter = \"+.\"\n",
+	             "T/t.conf:3: bad value \"+.\" for 'Recipient_Delimiter': may only hold the characters "
+	             "! # $ % & ' * + - / = ? ^ _ ` { | } ~\n");
+	CHECK_ERRORS(MINIMAL "Recipient_Delimiter = \"++\"\n",
+	             "T/t.conf:3: bad value \"++\" for 'Recipient_Delimiter': holds a character twice\n");
+}
+
 UNIT_TEST(valid_recipients_many_bad_lines)
 {
 	char *text = malloc(40 * 8 + 1), *p = text;

@@ -179,13 +179,20 @@ UNIT_TEST(component_escaping)
 	}
 	CHECK(!deliver_maildir_component("abcdef", out, 4));
 	CHECK(!deliver_maildir_component("///", out, 6));
-	struct deliver_rcpt r = {"Bob", "Example.TEST."};
+	struct deliver_rcpt r = {"Bob", "Example.TEST.", 0};
 	CHECK(deliver_maildir_path("/m", &r, out, sizeof out));
 	CHECK_STR(out, "/m/example.test/bob");
-	struct deliver_rcpt r2 = {"../../etc", ".."};
+	struct deliver_rcpt r2 = {"../../etc", "..", 0};
 	CHECK(deliver_maildir_path("/m", &r2, out, sizeof out));
 	CHECK_STR(out, "/m/%2E/%2E.%2F..%2Fetc");
 	CHECK(!deliver_maildir_path("/m", &r, out, 10));
+	/* an address extension (Recipient_Delimiter) names the same folder */
+	struct deliver_rcpt r3 = {"Bob+Lists", "example.test", 3};
+	CHECK(deliver_maildir_path("/m", &r3, out, sizeof out));
+	CHECK_STR(out, "/m/example.test/bob");
+	struct deliver_rcpt r4 = {"bob", "example.test", 3}; /* all of it */
+	CHECK(deliver_maildir_path("/m", &r4, out, sizeof out));
+	CHECK_STR(out, "/m/example.test/bob");
 }
 
 /* The replay writes only DOMAIN/LOCAL/new/NAME under the Maildir root; a
