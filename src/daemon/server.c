@@ -21,6 +21,7 @@
 
 #include "audit/audit.h"
 #include "conf/config.h"
+#include "conf/recipients.h"
 #include "ctl/ctl.h"
 #include "ctl/metrics_http.h"
 #include "daemon/metrics.h"
@@ -181,6 +182,16 @@ static unsigned dns_timeout_of(const struct mx_config *cfg)
 	return cfg->sieve ? cfg->sieve->dns_timeout : 5;
 }
 
+/* " recipients=N" for the start and reload lines when Valid_Recipients is
+ * set (how many entries were read), else "". */
+static const char *recipients_note(const struct mx_config *cfg, char *buf, size_t len)
+{
+	if (cfg->recipients == NULL)
+		return "";
+	snprintf(buf, len, " recipients=%zu", mx_recipients_count(cfg->recipients));
+	return buf;
+}
+
 int mx_server_reload(struct mx_server *srv, char **errors, char *note, size_t notelen)
 {
 	char *errs = NULL, err[512];
@@ -241,7 +252,9 @@ int mx_server_reload(struct mx_server *srv, char **errors, char *note, size_t no
 		policy_unref(srv->policy);
 	srv->policy = pol;
 	srv->smtp.policy = pol;
-	log_event(LOG_INFO, "reload", "config=%s result=ok", srv->config_path);
+	char rc[48];
+	log_event(LOG_INFO, "reload", "config=%s result=ok%s", srv->config_path,
+	          recipients_note(cfg, rc, sizeof rc));
 	return 0;
 
 fail_err:
@@ -542,8 +555,10 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		fprintf(stderr, "mxsieve: cannot install signal handlers\n");
 		return -1;
 	}
-	log_event(LOG_INFO, "start", "config=%s hostname=%s listeners=%zu pid=%ld", cfg->path,
-	          cfg->hostname ? cfg->hostname : "-", cfg->nlistens, (long)getpid());
+	char rc[48];
+	log_event(LOG_INFO, "start", "config=%s hostname=%s listeners=%zu pid=%ld%s", cfg->path,
+	          cfg->hostname ? cfg->hostname : "-", cfg->nlistens, (long)getpid(),
+	          recipients_note(cfg, rc, sizeof rc));
 	return 0;
 }
 

@@ -96,7 +96,9 @@ def test_reload_reads_the_file_again_and_a_bad_file_keeps_the_old_set(mx_factory
     assert rcpt_code(mx, "carol@example.test")[0] == 550
     path.write_text(RECIPIENTS + "carol@example.test\n")
     mx.signal(signal.SIGHUP)
-    mx.wait_event("reload", lambda e: e.get("result") == "ok")
+    ev = mx.wait_event("reload", lambda e: e.get("result") == "ok")
+    assert ev.get("recipients") == "4", ev  # alice, bob, @catchall.test, carol
+    assert [e.get("recipients") for e in mx.events("start")] == ["3"]
     assert rcpt_code(mx, "carol@example.test")[0] == 250
 
     path.write_text(RECIPIENTS + "dave@example.test\nbroken line here\n")
