@@ -1,8 +1,10 @@
 /* recipients: the Valid_Recipients file, the addresses we have mailboxes for.
  *
  * One entry per line: "local@domain" (one address) or "@domain" (every
- * local part of that domain); '#' starts a comment, blank lines are
- * ignored. Matching is ASCII case-insensitive in both parts, as the Maildir
+ * local part of that domain); a line whose first non-blank byte is '#' is
+ * a comment ('#' is a local-part character elsewhere), blank lines are
+ * ignored. A local part is compared as the SMTP side canonicalises it:
+ * quoted only when it needs the quotes. Matching is ASCII case-insensitive in both parts, as the Maildir
  * folder names are (deliver.h). The set is read once per configuration load
  * and is immutable after: sessions share it through their config. */
 #ifndef MX_CONF_RECIPIENTS_H
