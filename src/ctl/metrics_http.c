@@ -1,23 +1,65 @@
 /* metrics_http: GET /metrics over libevent's evhttp (see metrics_http.h). */
 #include "ctl/metrics_http.h"
 
+#include "util/clock.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #define METRICS_TIMEOUT_S 10
 #define METRICS_MAX_HEADERS 8192
+/* New connections taken per second; past that the listener pauses until
+ * the second is over (the kernel's backlog holds the rest). With the idle
+ * timeout this bounds the descriptors the endpoint can hold to
+ * METRICS_ACCEPTS_PER_S * METRICS_TIMEOUT_S, whatever a client does: evhttp
+ * (libevent 2.1) has no connection cap of its own. A scraper needs one
+ * connection every few seconds. */
+#define METRICS_ACCEPTS_PER_S 20
 
 struct metrics_http {
+	struct event_base *base;
 	struct evhttp *http;
+	struct evconnlistener *listener;
+	struct event *resume;   /* re-enables the listener */
+	unsigned accepted;      /* in the current window... */
+	uint64_t window_ms;     /* ...which began then (monotonic) and lasts 1 s */
 	metrics_render_fn render;
 	void *arg;
 };
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct metrics_http *m = arg;
+	m->accepted = 0; /* the next connection opens a new window */
+	evconnlistener_enable(m->listener);
+}
+
+/* evhttp asks for each new connection's bufferevent: count the connection
+ * here, and pause the listener once a second's share is used up. */
+static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
+{
+	struct metrics_http *m = arg;
+	uint64_t now = mx_now_ms();
+	if (m->accepted == 0 || now - m->window_ms >= 1000) {
+		m->window_ms = now;
+		m->accepted = 0;
+	}
+	if (++m->accepted >= METRICS_ACCEPTS_PER_S && m->listener != NULL) {
+		uint64_t left = m->window_ms + 1000 - now;
+		const struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+		evconnlistener_disable(m->listener);
+		event_add(m->resume, &tv);
+	}
+	return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
 
 static void free_text(const void *data, size_t len, void *arg)
 {
@@ -73,18 +115,27 @@ struct metrics_http *metrics_http_create(struct event_base *base, const char *ho
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	m->base = base;
 	m->render = render;
 	m->arg = arg;
+	if (!(m->resume = evtimer_new(base, on_resume, m))) {
+		metrics_http_free(m);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	evhttp_set_bevcb(m->http, on_new_conn, m);
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_timeout(m->http, METRICS_TIMEOUT_S);
 	evhttp_set_max_headers_size(m->http, METRICS_MAX_HEADERS);
 	evhttp_set_max_body_size(m->http, 0);
 	evhttp_set_gencb(m->http, on_request, m);
-	if (evhttp_bind_socket(m->http, host, port) != 0) {
+	struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(m->http, host, port);
+	if (bound == NULL) {
 		snprintf(err, errlen, "cannot listen on %s port %u", host, (unsigned)port);
 		metrics_http_free(m);
 		return NULL;
 	}
+	m->listener = evhttp_bound_socket_get_listener(bound);
 	return m;
 }
 
@@ -92,6 +143,8 @@ void metrics_http_free(struct metrics_http *m)
 {
 	if (!m)
 		return;
+	if (m->resume)
+		event_free(m->resume);
 	if (m->http)
 		evhttp_free(m->http);
 	free(m);

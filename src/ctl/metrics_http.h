@@ -4,7 +4,10 @@
  * 404, a method other than GET/HEAD 405. HTTP is libevent's evhttp, on the
  * loop thread: a scrape costs one render, and the endpoint has no state.
  *
- * It has no authentication: bind it to loopback or an admin network.
+ * It has no authentication: bind it to loopback or an admin network. It
+ * takes at most 20 new connections a second (the listener pauses for the
+ * rest of the second) and closes a connection idle for 10 s, so a flood
+ * holds at most ~200 descriptors.
  */
 #ifndef MX_CTL_METRICS_HTTP_H
 #define MX_CTL_METRICS_HTTP_H

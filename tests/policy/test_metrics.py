@@ -118,3 +118,41 @@ def test_metrics_other_paths_and_methods(msrv):
     parse(scrape(msrv.metrics_port))
     with Smtp("127.0.0.1", msrv.port, timeout=10) as c:
         c.expect("NOOP", 250)
+
+
+def test_a_connection_flood_holds_few_descriptors_and_scrapes_go_on(msrv):
+    """evhttp has no connection cap: the endpoint takes at most 20 new
+    connections a second and leaves the rest in the kernel's backlog, so 80
+    silent connections cost the server 20-40 descriptors, not 150."""
+    import os
+    import socket
+    import time
+    pid = msrv.proc.pid
+
+    def fds():
+        return len(os.listdir(f"/proc/{pid}/fd"))
+
+    base = fds()
+    socks = []
+    try:
+        for _ in range(80):
+            socks.append(socket.create_connection(("127.0.0.1", msrv.metrics_port), timeout=5))
+        time.sleep(0.3)
+        # 20 a window of one second; the 80 connections may straddle two
+        held = fds() - base
+        assert 15 <= held <= 45, f"{held} descriptors for 80 connections in under a second"
+        # the SMTP side is untouched meanwhile
+        with Smtp("127.0.0.1", msrv.port, timeout=10) as c:
+            c.expect("NOOP", 250)
+    finally:
+        for s in socks:
+            s.close()
+    # the paused listener comes back: a scrape is answered within a few seconds
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        try:
+            parse(scrape(msrv.metrics_port))
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "no scrape answered after the flood"
+            time.sleep(0.2)
