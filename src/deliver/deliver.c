@@ -31,7 +31,9 @@
  * it clean; at start, spool_start replays the records of every segment not
  * marked clean (a file missing or short in new/ is written again, one moved
  * to cur/ by a reader is left alone). A rename that fails after step 2
- * pins the segment (kept dirty: the next start places the message).
+ * pins the segment: kept dirty, and once rotated out the checkpointer
+ * places its records again with a growing wait until that works
+ * (place_pinned), or the next start does.
  *
  * Maildir round without the spool (Fsync = true but the spool could not be
  * opened, or the round does not fit it), in this order, which is what makes
@@ -108,6 +110,9 @@
 /* An active spool segment with records and no append for this long is
  * rotated and checkpointed, so a quiet server soon has nothing to replay. */
 #define DELIVER_SPOOL_IDLE_MS 1000
+/* A pinned segment is placed again after 1 s, 2 s, 4 s, ... up to 5 min. */
+#define DELIVER_RETRY_FIRST_MS 1000
+#define DELIVER_RETRY_MAX_MS 300000
 
 struct relay_conn {
 	int fd;                 /* -1 when closed */
@@ -165,7 +170,12 @@ struct deliver {
 	int ckpt_seg;           /* segment waiting for the checkpointer, -1 (mu) */
 	bool ckpt_stop;         /* (mu) */
 	pthread_t ckpt_tid;
-	pthread_cond_t kcv;     /* ckpt_seg set, or ckpt_stop */
+	pthread_cond_t kcv;     /* ckpt_seg set, or ckpt_stop (CLOCK_MONOTONIC) */
+	/* a pinned segment the checkpointer places again later (mu) */
+	int retry_seg;          /* -1: none */
+	bool retry_other_dev;
+	unsigned retry_ms;      /* the wait before that retry; doubles */
+	struct timespec retry_at;
 };
 
 /* ---- small helpers ---- */
@@ -697,44 +707,6 @@ static void hand_checkpoint(struct deliver *d, int seg)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* Make every file a segment's records placed durable, then mark it clean:
- * one syncfs of the Maildir's filesystem (sync() if a record went to a
- * mailbox on another one). */
-static void checkpoint(struct deliver *d, int seg, bool other_dev)
-{
-	int r = syncfs(d->root_fd) == 0 ? 0 : -errno;
-	if (r == 0 && other_dev)
-		sync();
-	if (r == 0)
-		r = spool_mark_clean(d->spool, seg);
-	if (r != 0) {
-		/* the records stay for the replay at the next start */
-		spool_pin(d->spool, seg);
-		log_event(LOG_ERR, "spool_error", "op=checkpoint segment=%d error=\"%s\"", seg,
-		          strerror(-r));
-	}
-}
-
-static void *checkpointer_main(void *arg)
-{
-	struct deliver *d = arg;
-	for (;;) {
-		pthread_mutex_lock(&d->mu);
-		while (d->ckpt_seg < 0 && !d->ckpt_stop)
-			pthread_cond_wait(&d->kcv, &d->mu);
-		if (d->ckpt_seg < 0) {
-			pthread_mutex_unlock(&d->mu);
-			return NULL;
-		}
-		int seg = d->ckpt_seg;
-		bool other = d->other_dev[seg];
-		d->ckpt_seg = -1;
-		d->other_dev[seg] = false;
-		pthread_mutex_unlock(&d->mu);
-		checkpoint(d, seg, other);
-	}
-}
-
 /* Switch segments; the old one goes to the checkpointer. False when the
  * other segment is still being checkpointed (or its header failed). */
 static bool spool_switch(struct deliver *d)
@@ -844,11 +816,11 @@ static bool commit_spooled(struct deliver *d, struct job_work **w, size_t n)
 				continue;
 			}
 			/* Durable in the spool already (the client gets its 250):
-			 * keep the segment for the replay at the next start. */
+			 * keep the segment; the checkpointer retries (place_pinned). */
 			spool_pin(d->spool, seg);
 			log_event(LOG_ERR, "maildir_error",
 			          "op=rename path=\"%s\" error=\"%s\" queue_id=%s note=\"kept in the "
-			          "spool, placed at the next start\"",
+			          "spool, placed again later\"",
 			          f->new_, strerror(errno), w[i]->job->queue_id);
 		}
 	}
@@ -986,6 +958,119 @@ static int replay_one(const struct spool_rec *rec, void *arg)
 	return 0;
 }
 
+/* A pinned segment: one of its records could not be put in its mailbox
+ * after the client had its 250 (a failed rename), or a checkpoint failed.
+ * Place every record again as a start would (what is in new/ or cur/
+ * already is left alone, the rest written again) and sync; when that
+ * works the segment is unpinned and can be marked clean, so the mail
+ * arrives once the mailbox is usable again, not at the next start, and
+ * the spool gets its second segment back. Otherwise the retry comes again
+ * after a wait that doubles (DELIVER_RETRY_FIRST_MS to _MAX_MS).
+ * 0 when placed, 1 when still pinned. */
+static int place_pinned(struct deliver *d, int seg, bool other_dev)
+{
+	struct replay_ctx c = {.d = d};
+	size_t nrecs = 0;
+	int r = spool_replay_seg(d->spool, seg, replay_one, &c, &nrecs);
+	replay_drop_cur(&c);
+	if (r == 0 && syncfs(d->root_fd) != 0) {
+		r = -errno;
+		snprintf(c.err, sizeof c.err, "syncfs: %s", strerror(errno));
+	}
+	if (r == 0 && other_dev)
+		sync();
+	pthread_mutex_lock(&d->mu);
+	if (r == 0) {
+		d->retry_seg = -1;
+		d->retry_ms = 0;
+	} else {
+		d->retry_seg = seg;
+		d->retry_other_dev = other_dev;
+		d->retry_ms = d->retry_ms == 0 ? DELIVER_RETRY_FIRST_MS
+		              : d->retry_ms >= DELIVER_RETRY_MAX_MS / 2 ? DELIVER_RETRY_MAX_MS
+		                                                        : d->retry_ms * 2;
+		ts_now(&d->retry_at);
+		d->retry_at.tv_sec += d->retry_ms / 1000;
+		d->retry_at.tv_nsec += (long)(d->retry_ms % 1000) * 1000000L;
+		if (d->retry_at.tv_nsec >= 1000000000L) {
+			d->retry_at.tv_sec++;
+			d->retry_at.tv_nsec -= 1000000000L;
+		}
+	}
+	unsigned next_ms = d->retry_ms;
+	pthread_mutex_unlock(&d->mu);
+	if (r != 0) {
+		log_event(LOG_WARNING, "spool_retry",
+		          "segment=%d result=failed error=\"%s\" next_s=%u", seg,
+		          c.err[0] ? c.err : strerror(-r), (next_ms + 999) / 1000);
+		return 1;
+	}
+	spool_unpin(d->spool, seg);
+	log_event(LOG_NOTICE, "spool_retry",
+	          "segment=%d result=ok records=%zu present=%zu moved_to_cur=%zu written=%zu", seg,
+	          nrecs, c.present, c.moved, c.written);
+	return 0;
+}
+
+/* Make every file a segment's records placed durable, then mark it clean:
+ * one syncfs of the Maildir's filesystem (sync() if a record went to a
+ * mailbox on another one). A pinned segment is placed again first. */
+static void checkpoint(struct deliver *d, int seg, bool other_dev)
+{
+	int r = syncfs(d->root_fd) == 0 ? 0 : -errno;
+	if (r == 0 && other_dev)
+		sync();
+	if (r == 0 && spool_pinned(d->spool, seg) && place_pinned(d, seg, other_dev) != 0)
+		return; /* still pinned: retried later */
+	if (r == 0)
+		r = spool_mark_clean(d->spool, seg);
+	if (r != 0) {
+		/* the records stay: retried, or replayed at the next start */
+		spool_pin(d->spool, seg);
+		log_event(LOG_ERR, "spool_error", "op=checkpoint segment=%d error=\"%s\"", seg,
+		          strerror(-r));
+		pthread_mutex_lock(&d->mu);
+		d->retry_seg = seg;
+		d->retry_other_dev = other_dev;
+		d->retry_ms = DELIVER_RETRY_FIRST_MS;
+		ts_now(&d->retry_at);
+		d->retry_at.tv_sec += DELIVER_RETRY_FIRST_MS / 1000;
+		pthread_mutex_unlock(&d->mu);
+	}
+}
+
+static void *checkpointer_main(void *arg)
+{
+	struct deliver *d = arg;
+	for (;;) {
+		pthread_mutex_lock(&d->mu);
+		bool due = false;
+		while (d->ckpt_seg < 0 && !d->ckpt_stop && !due) {
+			if (d->retry_seg < 0)
+				pthread_cond_wait(&d->kcv, &d->mu);
+			else
+				due = pthread_cond_timedwait(&d->kcv, &d->mu, &d->retry_at) == ETIMEDOUT;
+		}
+		if (d->ckpt_seg < 0 && !due) {
+			pthread_mutex_unlock(&d->mu);
+			return NULL;
+		}
+		int seg;
+		bool other;
+		if (d->ckpt_seg >= 0) {
+			seg = d->ckpt_seg;
+			other = d->other_dev[seg];
+			d->ckpt_seg = -1;
+			d->other_dev[seg] = false;
+		} else {
+			seg = d->retry_seg;
+			other = d->retry_other_dev;
+		}
+		pthread_mutex_unlock(&d->mu);
+		checkpoint(d, seg, other);
+	}
+}
+
 /* Open the spool, place what a crash left in it, start a fresh generation.
  * Any failure: a warning, and delivery syncs each round itself (no spool). */
 static void spool_start(struct deliver *d)
@@ -1039,6 +1124,7 @@ static void spool_start(struct deliver *d)
 	}
 	d->spool = sp;
 	d->ckpt_seg = -1;
+	d->retry_seg = -1;
 	ts_now(&d->last_append);
 	if (pthread_create(&d->ckpt_tid, NULL, checkpointer_main, d) != 0)
 		abort(); /* the spool is on only with its checkpointer */
@@ -1658,13 +1744,15 @@ struct deliver *deliver_create(struct event_base *base, const struct mx_config *
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* spool_idle_wait's timer */
+	/* spool_idle_wait's and the checkpointer's retry timers */
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->cv, &ca);
+	pthread_cond_init(&d->kcv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&d->ccv, NULL);
-	pthread_cond_init(&d->kcv, NULL);
 	d->root_fd = -1;
 	d->ckpt_seg = -1;
+	d->retry_seg = -1;
 	d->queue_tail = &d->queue;
 	d->written_tail = &d->written;
 	d->done_tail = &d->done;

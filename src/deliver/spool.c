@@ -220,6 +220,68 @@ struct spool *spool_open(const char *dir, size_t seg_size, char *err, size_t err
 	return sp;
 }
 
+/* Buffers of one scan. */
+struct scan {
+	char *buf;
+	size_t cap;
+	const char **paths;
+	size_t count;
+};
+
+/* Call fn for every record of segment s, in order, until fn returns
+ * non-zero (returned) or the records end (0). */
+static int scan_seg(struct spool *sp, struct seg *s, int (*fn)(const struct spool_rec *rec, void *arg),
+                    void *arg, struct scan *sc)
+{
+	off_t off = SPOOL_HDR;
+	for (;;) {
+		struct rec_hdr h;
+		if (pread(s->fd, &h, sizeof h, off) != (ssize_t)sizeof h)
+			return 0;
+		if (h.magic != SPOOL_MAGIC_REC || h.gen != s->gen || h.meta_len == 0 ||
+		    h.meta_len > SPOOL_META_MAX || h.npaths == 0 || h.data_len > sp->seg_size ||
+		    h.npaths > h.meta_len)
+			return 0;
+		size_t body = h.meta_len + (size_t)h.data_len;
+		if (off + (off_t)sizeof h + (off_t)body > s->filled)
+			return 0;
+		if (body > sc->cap) {
+			char *nb = realloc(sc->buf, body);
+			if (nb == NULL)
+				return -ENOMEM;
+			sc->buf = nb;
+			sc->cap = body;
+		}
+		char *buf = sc->buf;
+		if (pread(s->fd, buf, body, off + (off_t)sizeof h) != (ssize_t)body)
+			return 0;
+		uint32_t crc = crc_of(0, (const char *)&h + 8, sizeof h - 8);
+		crc = crc_of(crc, buf, body);
+		if (crc != h.crc || buf[h.meta_len - 1] != '\0')
+			return 0;
+		/* meta: npaths NUL-terminated strings */
+		const char **m = realloc(sc->paths, h.npaths * sizeof *m);
+		if (m == NULL)
+			return -ENOMEM;
+		sc->paths = m;
+		const char *p = buf, *end = buf + h.meta_len;
+		size_t got = 0;
+		while (p < end && got < h.npaths) {
+			m[got++] = p;
+			p += strlen(p) + 1;
+		}
+		if (got != h.npaths || p != end)
+			return 0;
+		struct spool_rec rec = {.paths = m, .npaths = got, .data = buf + h.meta_len,
+		                        .len = (size_t)h.data_len};
+		sc->count++;
+		int ret = fn(&rec, arg);
+		if (ret != 0)
+			return ret;
+		off += (off_t)align8(sizeof h + body);
+	}
+}
+
 int spool_replay(struct spool *sp, int (*fn)(const struct spool_rec *rec, void *arg), void *arg,
                  size_t *nrecs)
 {
@@ -228,69 +290,27 @@ int spool_replay(struct spool *sp, int (*fn)(const struct spool_rec *rec, void *
 		order[0] = 1;
 		order[1] = 0;
 	}
-	size_t cap = 0, count = 0;
-	char *buf = NULL;
-	const char **paths = NULL;
+	struct scan sc = {0};
 	int ret = 0;
-	for (int k = 0; k < 2 && ret == 0; k++) {
-		struct seg *s = &sp->seg[order[k]];
-		if (s->clean)
-			continue;
-		off_t off = SPOOL_HDR;
-		for (;;) {
-			struct rec_hdr h;
-			if (pread(s->fd, &h, sizeof h, off) != (ssize_t)sizeof h)
-				break;
-			if (h.magic != SPOOL_MAGIC_REC || h.gen != s->gen || h.meta_len == 0 ||
-			    h.meta_len > SPOOL_META_MAX || h.npaths == 0 ||
-			    h.data_len > sp->seg_size || h.npaths > h.meta_len)
-				break;
-			size_t body = h.meta_len + (size_t)h.data_len;
-			if (off + (off_t)sizeof h + (off_t)body > s->filled)
-				break;
-			if (body > cap) {
-				char *nb = realloc(buf, body);
-				if (nb == NULL) {
-					ret = -ENOMEM;
-					break;
-				}
-				buf = nb;
-				cap = body;
-			}
-			if (pread(s->fd, buf, body, off + (off_t)sizeof h) != (ssize_t)body)
-				break;
-			uint32_t crc = crc_of(0, (const char *)&h + 8, sizeof h - 8);
-			crc = crc_of(crc, buf, body);
-			if (crc != h.crc || buf[h.meta_len - 1] != '\0')
-				break;
-			/* meta: npaths NUL-terminated strings */
-			const char **m = realloc(paths, h.npaths * sizeof *m);
-			if (m == NULL) {
-				ret = -ENOMEM;
-				break;
-			}
-			paths = m;
-			const char *p = buf, *end = buf + h.meta_len;
-			size_t got = 0;
-			while (p < end && got < h.npaths) {
-				paths[got++] = p;
-				p += strlen(p) + 1;
-			}
-			if (got != h.npaths || p != end)
-				break;
-			struct spool_rec rec = {.paths = paths, .npaths = got,
-			                        .data = buf + h.meta_len, .len = (size_t)h.data_len};
-			count++;
-			ret = fn(&rec, arg);
-			if (ret != 0)
-				break;
-			off += (off_t)align8(sizeof h + body);
-		}
-	}
-	free(buf);
-	free(paths);
+	for (int k = 0; k < 2 && ret == 0; k++)
+		if (!sp->seg[order[k]].clean)
+			ret = scan_seg(sp, &sp->seg[order[k]], fn, arg, &sc);
+	free(sc.buf);
+	free(sc.paths);
 	if (nrecs)
-		*nrecs = count;
+		*nrecs = sc.count;
+	return ret;
+}
+
+int spool_replay_seg(struct spool *sp, int seg, int (*fn)(const struct spool_rec *rec, void *arg),
+                     void *arg, size_t *nrecs)
+{
+	struct scan sc = {0};
+	int ret = scan_seg(sp, &sp->seg[seg], fn, arg, &sc);
+	free(sc.buf);
+	free(sc.paths);
+	if (nrecs)
+		*nrecs = sc.count;
 	return ret;
 }
 
@@ -478,6 +498,21 @@ void spool_pin(struct spool *sp, int seg)
 {
 	pthread_mutex_lock(&sp->mu);
 	sp->seg[seg].pinned = true;
+	pthread_mutex_unlock(&sp->mu);
+}
+
+bool spool_pinned(struct spool *sp, int seg)
+{
+	pthread_mutex_lock(&sp->mu);
+	bool p = sp->seg[seg].pinned;
+	pthread_mutex_unlock(&sp->mu);
+	return p;
+}
+
+void spool_unpin(struct spool *sp, int seg)
+{
+	pthread_mutex_lock(&sp->mu);
+	sp->seg[seg].pinned = false;
 	pthread_mutex_unlock(&sp->mu);
 }
 

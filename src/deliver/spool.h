@@ -29,8 +29,9 @@
  * segments need a replay, oldest generation first.
  *
  * Threads: append/fits/rotate from one thread (the committer);
- * spool_mark_clean() from another (the checkpointer) on the segment rotate
- * returned. The CLEAN flags are under the spool's own mutex.
+ * spool_mark_clean(), spool_replay_seg() and the pin calls from another (the
+ * checkpointer) on the segment rotate returned. The CLEAN and pinned flags
+ * are under the spool's own mutex.
  */
 #ifndef MX_DELIVER_SPOOL_H
 #define MX_DELIVER_SPOOL_H
@@ -97,9 +98,18 @@ int spool_rotate(struct spool *sp);
 /* Segment `seg` needs no replay any more (its records' files are synced). */
 int spool_mark_clean(struct spool *sp, int seg);
 
-/* Keep segment `seg` DIRTY for the rest of this process (a record in it could
- * not be placed in the Maildir: the next start replays it). */
+/* Keep segment `seg` DIRTY (a record in it could not be placed in the
+ * Maildir): spool_mark_clean leaves it alone until spool_unpin, and if the
+ * process ends first the next start replays it. */
 void spool_pin(struct spool *sp, int seg);
+bool spool_pinned(struct spool *sp, int seg);
+void spool_unpin(struct spool *sp, int seg);
+
+/* spool_replay for one segment that is not the active one (the
+ * checkpointer's retry of a pinned segment, while the committer appends to
+ * the other). */
+int spool_replay_seg(struct spool *sp, int seg, int (*fn)(const struct spool_rec *rec, void *arg),
+                     void *arg, size_t *nrecs);
 
 /* Index of the active segment. */
 int spool_active(const struct spool *sp);

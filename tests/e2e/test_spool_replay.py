@@ -146,3 +146,41 @@ def test_unplaceable_record_sets_the_spool_aside(mx_factory):
     send_many(mx, [["bad@example.test"]])
     assert len(mx.new_files("bad@example.test")) == 1
     assert mx.stop() == 0
+
+
+def test_a_message_answered_250_but_not_placed_arrives_when_the_mailbox_works(mx_factory):
+    """The rename into new/ fails after the spool made the message durable
+    (here new/ is a file, not a folder): the client keeps its 250, the
+    segment is pinned, and the checkpointer places it again with a growing
+    wait until the mailbox works, without a restart. Then the segment is
+    clean again: a restart replays nothing."""
+    mx = mx_factory(options={"Max_Receptions_Per_Connection": 0})
+    box = mx.maildir / "example.test" / "stuck"
+    for sub in ("tmp", "cur"):
+        (box / sub).mkdir(parents=True)
+    (box / "new").write_text("not a folder\n")
+    _, data = make_message(subject="stuck")
+    with mx.connect() as c:
+        c.ehlo()
+        c.send_message("a@example.test", ["stuck@example.test"], data)  # 250
+    err = mx.wait_event("maildir_error")
+    assert err.get("op") == "rename", err
+    # after the idle rotation the checkpointer tries, fails, and says when again
+    failed = mx.wait_event("spool_retry", lambda e: e.get("result") == "failed", timeout=10)
+    assert int(failed["next_s"]) >= 1, failed
+    (box / "new").unlink()
+    (box / "new").mkdir()
+    ok = mx.wait_event("spool_retry", lambda e: e.get("result") == "ok", timeout=15)
+    assert int(ok["written"]) == 1, ok
+    raws = mx.messages("stuck@example.test")
+    assert len(raws) == 1 and b"Subject: stuck" in raws[0]
+    # the spool works on both segments again, and nothing is left to replay
+    with mx.connect() as c:
+        c.ehlo()
+        c.send_message("a@example.test", ["other@example.test"], data)
+    mx.stop()
+    mx.start()
+    with mx.connect() as c:
+        c.expect("NOOP", 250)
+    assert mx.events("spool_replay") == [], "a clean segment was replayed"
+    assert len(mx.messages("stuck@example.test")) == 1
