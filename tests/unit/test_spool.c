@@ -214,6 +214,32 @@ UNIT_TEST(pinned_segment_stays_dirty)
 	spool_close(sp);
 }
 
+UNIT_TEST(a_pinned_segment_is_read_alone_and_unpinned)
+{
+	struct spool *sp = fresh();
+	CHECK(append_one(sp, "d/a/new/stuck", 's', 10) == 0);
+	CHECK(append_one(sp, "d/a/new/also", 'a', 20) == 0);
+	spool_pin(sp, 0);
+	CHECK(spool_pinned(sp, 0) && !spool_pinned(sp, 1));
+	CHECK(spool_rotate(sp) == 0);
+	CHECK(append_one(sp, "d/a/new/other", 'o', 10) == 0); /* into segment 1 */
+	/* the retry reads segment 0 only, while 1 takes appends */
+	struct seen s;
+	memset(&s, 0, sizeof s);
+	size_t n = 0;
+	CHECK(spool_replay_seg(sp, 0, collect, &s, &n) == 0);
+	CHECK(n == 2 && s.n == 2);
+	CHECK_STR(s.paths[0], "d/a/new/stuck");
+	CHECK_STR(s.paths[1], "d/a/new/also");
+	CHECK(s.lens[1] == 20 && s.first_bytes[1] == 'a');
+	/* placed: unpinned, it can be marked clean and used again */
+	spool_unpin(sp, 0);
+	CHECK(!spool_pinned(sp, 0));
+	CHECK(spool_mark_clean(sp, 0) == 0);
+	CHECK(spool_rotate(sp) == 1);
+	spool_close(sp);
+}
+
 UNIT_TEST(a_torn_header_means_clean_and_garbage_files_are_safe)
 {
 	struct spool *sp = fresh();
