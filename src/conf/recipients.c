@@ -8,9 +8,12 @@
 #include "conf/conf_parse.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Longest local part and domain we take, as the SMTP parser does (quoted
  * local parts are kept with their quotes). */
@@ -18,6 +21,10 @@
 #define RCPT_DOMAIN_MAX 255
 /* Bad lines reported one by one; the rest are counted. */
 #define RCPT_MAX_ERRORS 20
+/* Longest line read: an address is at most 259 + 1 + 255 bytes. */
+#define RCPT_LINE_MAX 1024
+#define RCPT_STR_(x) #x
+#define RCPT_STR(x) RCPT_STR_(x)
 
 struct mx_recipients {
 	char **addrs;   /* "local@domain", lower case, sorted, unique */
@@ -150,27 +157,63 @@ static int add_entry(struct mx_recipients *r, char *entry, size_t *acap, size_t 
 	return 0;
 }
 
+/* One line into buf, without its newline: its length, or -1 at the end of
+ * the file. *bad says why the line cannot be an entry (a NUL byte, longer
+ * than buf), else NULL; the rest of a long line is skipped. */
+static long read_line(FILE *f, char *buf, size_t cap, const char **bad)
+{
+	size_t n = 0;
+	bool any = false;
+	int ch;
+	*bad = NULL;
+	while ((ch = getc(f)) != EOF) {
+		any = true;
+		if (ch == '\n')
+			break;
+		if (ch == '\0')
+			*bad = "NUL byte in the line";
+		else if (n + 1 < cap)
+			buf[n++] = (char)ch;
+		else
+			*bad = "line longer than " RCPT_STR(RCPT_LINE_MAX) " bytes";
+	}
+	if (!any)
+		return -1;
+	buf[n] = '\0';
+	return (long)n;
+}
+
 struct mx_recipients *mx_recipients_load(const char *path, const char *conf, unsigned line,
                                          mx_recipients_domain_fn accepts, void *arg,
                                          struct conf_errors *errs)
 {
-	FILE *f = fopen(path, "re");
-	if (f == NULL) {
+	/* O_NONBLOCK: a FIFO named by mistake must not hang the load */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	FILE *f = NULL;
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		conf_error(errs, conf, line, "Valid_Recipients \"%s\": %s", path, strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		conf_error(errs, conf, line, "Valid_Recipients \"%s\": not a regular file", path);
+	} else if ((f = fdopen(fd, "r")) == NULL) {
+		conf_error(errs, conf, line, "Valid_Recipients \"%s\": %s", path, strerror(errno));
+	}
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
 	struct mx_recipients *r = calloc(1, sizeof *r);
 	size_t acap = 0, dcap = 0, nbad = 0;
-	char *buf = NULL;
-	size_t bufcap = 0;
+	char buf[RCPT_LINE_MAX + 1];
 	unsigned lineno = 0;
-	ssize_t got;
 	bool oom = r == NULL;
-	while (!oom && (got = getline(&buf, &bufcap, f)) >= 0) {
+	const char *bad;
+	while (!oom && read_line(f, buf, sizeof buf, &bad) >= 0) {
 		lineno++;
-		if (memchr(buf, '\0', (size_t)got) != NULL) {
+		if (bad != NULL) {
 			if (nbad++ < RCPT_MAX_ERRORS)
-				conf_error(errs, path, lineno, "NUL byte in the line");
+				conf_error(errs, path, lineno, "%s", bad);
 			continue;
 		}
 		char *e = trim(buf);
@@ -190,7 +233,6 @@ struct mx_recipients *mx_recipients_load(const char *path, const char *conf, uns
 		conf_error(errs, conf, line, "Valid_Recipients \"%s\": %s", path, strerror(errno));
 		nbad++;
 	}
-	free(buf);
 	fclose(f);
 	if (oom && r != NULL) {
 		conf_error(errs, conf, line, "Valid_Recipients \"%s\": out of memory", path);

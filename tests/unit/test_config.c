@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -668,6 +669,38 @@ UNIT_TEST(recipient_delimiter)
 	             "! # $ % & ' * + - / = ? ^ _ ` { | } ~\n");
 	CHECK_ERRORS(MINIMAL "Recipient_Delimiter = \"++\"\n",
 	             "T/t.conf:3: bad value \"++\" for 'Recipient_Delimiter': holds a character twice\n");
+}
+
+UNIT_TEST(valid_recipients_odd_files)
+{
+	char path[160];
+	/* a folder, a FIFO (must not hang), a NUL byte, an endless line */
+	snprintf(path, sizeof path, "%s/rdir", tmpdir);
+	mkdir(path, 0700);
+	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                     "Valid_Recipients = \"rdir\"\n",
+	             "T/t.conf:4: Valid_Recipients \"T/rdir\": not a regular file\n");
+	snprintf(path, sizeof path, "%s/rfifo", tmpdir);
+	CHECK(mkfifo(path, 0600) == 0);
+	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                     "Valid_Recipients = \"rfifo\"\n",
+	             "T/t.conf:4: Valid_Recipients \"T/rfifo\": not a regular file\n");
+	snprintf(path, sizeof path, "%s/rnul", tmpdir);
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (f) {
+		fputs("a@example.test\nb", f);
+		fputc('\0', f);
+		fputs("@example.test\nc@example.test\n", f);
+		for (int i = 0; i < 5000; i++)
+			fputc('x', f);
+		fputs("@example.test\nd@example.test\n", f);
+		fclose(f);
+	}
+	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                     "Valid_Recipients = \"rnul\"\n",
+	             "T/rnul:2: NUL byte in the line\n"
+	             "T/rnul:4: line longer than 1024 bytes\n");
 }
 
 UNIT_TEST(valid_recipients_many_bad_lines)
