@@ -377,6 +377,16 @@ class MxServer:
                 out.append(d)
         return out
 
+    def wait_log_text(self, text, timeout=5.0):
+        """Wait until `text` appears anywhere in the log (a message, not an
+        event: e.g. the FILE:LINE of a failed reload)."""
+        deadline = time.monotonic() + timeout * SLOW
+        while text not in self.log_text():
+            if time.monotonic() > deadline:
+                raise HarnessError(f"the log does not name {text!r}:\n"
+                                   f"{self.log_text()[-2000:]}")
+            time.sleep(0.05)
+
     def wait_event(self, name, pred=lambda e: True, timeout=5.0):
         deadline = time.monotonic() + timeout * SLOW
         while True:

@@ -6,7 +6,6 @@ file again, and a broken file keeps the old set.
 import signal
 import smtplib
 import subprocess
-import time
 
 from mx import BINARY, SLOW, make_message
 
@@ -103,12 +102,7 @@ def test_reload_reads_the_file_again_and_a_bad_file_keeps_the_old_set(mx_factory
 
     path.write_text(RECIPIENTS + "dave@example.test\nbroken line here\n")
     mx.signal(signal.SIGHUP)
-    want = f"{path}:6:"
-    deadline = time.monotonic() + 5 * SLOW
-    while want not in mx.log_text():
-        assert time.monotonic() < deadline, \
-            f"the log does not name {want}:\n{mx.log_text()[-2000:]}"
-        time.sleep(0.05)
+    mx.wait_log_text(f"{path}:6:")
     assert mx.running()
     assert rcpt_code(mx, "carol@example.test")[0] == 250, "the old set was not kept"
     assert rcpt_code(mx, "dave@example.test")[0] == 550, "half of a bad file was taken"

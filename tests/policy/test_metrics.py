@@ -6,7 +6,10 @@ histogram buckets cumulative with +Inf equal to _count), and the numbers
 are checked against what the test did: sessions, accepted messages,
 deliveries, a policy refusal and its Sieve counter.
 """
+import os
 import re
+import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -124,9 +127,6 @@ def test_a_connection_flood_holds_few_descriptors_and_scrapes_go_on(msrv):
     """evhttp has no connection cap: the endpoint takes at most 20 new
     connections a second and leaves the rest in the kernel's backlog, so 80
     silent connections cost the server 20-40 descriptors, not 150."""
-    import os
-    import socket
-    import time
     pid = msrv.proc.pid
 
     def fds():
