@@ -87,8 +87,10 @@ static char *trim(char *s)
 	return s;
 }
 
-/* Why `local` cannot be a local part, or NULL. Quoted local parts may hold
- * what a dot-string may not; control bytes and blanks outside quotes never. */
+/* Why `local` cannot be a local part, or NULL. Unquoted it must be a
+ * dot-string (RFC 5321 §4.1.2: atoms of atext, UTF-8 allowed, joined by
+ * single dots), as the SMTP side takes it; quoted, anything but control
+ * bytes. */
 static const char *bad_local(const char *local)
 {
 	size_t n = strlen(local);
@@ -99,9 +101,17 @@ static const char *bad_local(const char *local)
 		unsigned char c = (unsigned char)local[i];
 		if (c < 0x20 || c == 0x7f)
 			return "control character in the local part";
-		if (!quoted && (c == ' ' || c == '"' || c == '(' || c == ')' || c == ',' ||
-		                c == ':' || c == ';' || c == '<' || c == '>' || c == '[' ||
-		                c == ']' || c == '\\'))
+		if (quoted)
+			continue;
+		if (c == '.') {
+			if (i == 0 || i + 1 == n || local[i + 1] == '.')
+				return "dots must separate words in an unquoted local part";
+			continue;
+		}
+		bool atext = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		             (c >= '0' && c <= '9') || c >= 0x80 ||
+		             strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+		if (!atext)
 			return "character not allowed in an unquoted local part";
 	}
 	return NULL;

@@ -617,14 +617,19 @@ UNIT_TEST(valid_recipients_lookup)
 UNIT_TEST(valid_recipients_errors)
 {
 	write_file("rcpt2", "ok@example.test\nno-at-sign\nx@elsewhere.test\nx@\n"
-	                    "two words@example.test\na<b@example.test\n");
+	                    "two words@example.test\na<b@example.test\na@b@example.test\n"
+	                    ".a@example.test\na..b@example.test\n\"a@b\"@example.test\n"
+	                    "j\xc3\xb6rg@example.test\n");
 	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
 	                     "Valid_Recipients = \"rcpt2\"\n",
 	             "T/rcpt2:2: \"no-at-sign\" is not \"local@domain\" or \"@domain\"\n"
 	             "T/rcpt2:3: \"x@elsewhere.test\" names a domain that is not in Relay_Domains\n"
 	             "T/rcpt2:4: \"x@\" has no domain\n"
 	             "T/rcpt2:5: \"two words@example.test\" has blanks inside (one address per line)\n"
-	             "T/rcpt2:6: \"a<b@example.test\" character not allowed in an unquoted local part\n");
+	             "T/rcpt2:6: \"a<b@example.test\" character not allowed in an unquoted local part\n"
+	             "T/rcpt2:7: \"a@b@example.test\" character not allowed in an unquoted local part\n"
+	             "T/rcpt2:8: \".a@example.test\" dots must separate words in an unquoted local part\n"
+	             "T/rcpt2:9: \"a..b@example.test\" dots must separate words in an unquoted local part\n");
 	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
 	                     "Valid_Recipients = \"missing\"\n",
 	             "T/t.conf:4: Valid_Recipients \"T/missing\": No such file or directory\n");
