@@ -113,6 +113,13 @@ char *mx_metrics_render(void *arg)
 	    st->messages);
 	one(f, "mxsieve_messages_refused_total", "counter", "Messages refused at end of data.",
 	    st->refused);
+	family(f, "mxsieve_recipients_refused_total", "counter",
+	       "RCPT refused before the policy: relaying denied (5.7.1), or a mailbox not in "
+	       "Valid_Recipients (5.1.1).");
+	fprintf(f, "mxsieve_recipients_refused_total{reason=\"relay\"} %llu\n",
+	        (unsigned long long)st->relay_denied);
+	fprintf(f, "mxsieve_recipients_refused_total{reason=\"unknown\"} %llu\n",
+	        (unsigned long long)st->unknown_rcpts);
 	one(f, "mxsieve_tarpits_total", "counter", "Replies delayed by a policy tarpit.", st->tarpits);
 	one(f, "mxsieve_policy_runs_total", "counter", "Policy scripts run.", st->policy_runs);
 	one(f, "mxsieve_policy_errors_total", "counter", "Policy runs that ended in a runtime error.",

@@ -398,13 +398,15 @@ static char *ctl_summary(void *arg, int argc, char **argv)
 	if (out)
 		snprintf(out, 1024,
 		         "sessions: %u\ntarpitted: %llu\nconnections: %llu\nmessages: %llu\n"
-		         "refused: %llu\nconcurrency_refused: %llu\nproxy_errors: %llu\n"
+		         "refused: %llu\nrelay_denied: %llu\nunknown_recipients: %llu\n"
+		         "concurrency_refused: %llu\nproxy_errors: %llu\n"
 		         "early_talkers: %llu\ntls: %llu\ntarpits: %llu\npolicy_runs: %llu\n"
 		         "policy_errors: %llu\naudit_live_addresses: %llu\n"
 		         "audit_tracked_addresses: %llu\naudit_evictions: %llu\naudit_bytes: %llu\n",
 		         srv->smtp.nsessions, (unsigned long long)st->tarpitted_now,
 		         (unsigned long long)st->connections, (unsigned long long)st->messages,
-		         (unsigned long long)st->refused, (unsigned long long)st->cap_refused,
+		         (unsigned long long)st->refused, (unsigned long long)st->relay_denied,
+		         (unsigned long long)st->unknown_rcpts, (unsigned long long)st->cap_refused,
 		         (unsigned long long)st->proxy_errors, (unsigned long long)st->early_talkers,
 		         (unsigned long long)st->tls, (unsigned long long)st->tarpits,
 		         (unsigned long long)st->policy_runs, (unsigned long long)st->policy_errors,

@@ -1431,6 +1431,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	}
 	lower(domain);
 	if (!mx_config_accepts_domain(cfg, domain) && !mx_config_can_relay(cfg, &s->client)) {
+		s->srv->stats.relay_denied++;
 		log_reject(s, "rcptto", 550, "relaying denied");
 		reply_error(s, true, "550 5.7.1 Error: relaying denied");
 		return;
@@ -1448,6 +1449,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	if (!known_recipient(cfg, local, domain)) {
 		char why[sizeof local + SMTP_DOMAIN_MAX + 32];
 		snprintf(why, sizeof why, "unknown recipient <%s@%s>", local, domain);
+		s->srv->stats.unknown_rcpts++;
 		log_reject(s, "rcptto", 550, why);
 		reply_error(s, true, "550 5.1.1 Error: no such mailbox here");
 		return;

@@ -65,11 +65,13 @@ def scrape(port, path="/metrics"):
 
 
 @pytest.fixture
-def msrv(pol_factory):
+def msrv(pol_factory, tmp_path):
     port = free_port(v6=False)
+    rcpts = tmp_path / "recipients"
+    rcpts.write_text("bob@example.test\n")
     srv = pol_factory(scripts={"mailfrom_phase1": SCRIPT},
                       extra=f'Metrics_Listener {{ Listen "127.0.0.1:{port}" {{ }} }}\n',
-                      options={"Fsync": True})
+                      options={"Fsync": True, "Valid_Recipients": str(rcpts)})
     srv.metrics_port = port
     return srv
 
@@ -82,6 +84,8 @@ def test_metrics_count_what_happened(msrv):
         c.ehlo()
         assert c.cmd("MAIL FROM:<spammer@example.test>")[0] == 550
         c.expect("MAIL FROM:<a@example.test>", 250)
+        assert c.cmd("RCPT TO:<x@elsewhere.test>")[0] == 550      # relaying denied
+        assert c.cmd("RCPT TO:<nobody@example.test>")[0] == 550   # not a mailbox here
         c.expect("RCPT TO:<bob@example.test>", 250)
         c.expect("DATA", 354)
         c.send(make_message()[1] + b".\r\n")
@@ -91,6 +95,8 @@ def test_metrics_count_what_happened(msrv):
     after, _ = parse(scrape(msrv.metrics_port))
     assert after[("mxsieve_connections_total", "")] == 1
     assert after[("mxsieve_messages_accepted_total", "")] == 1
+    assert after[("mxsieve_recipients_refused_total", '{reason="relay"}')] == 1
+    assert after[("mxsieve_recipients_refused_total", '{reason="unknown"}')] == 1
     assert after[("mxsieve_policy_runs_total", "")] == 2
     assert after[("mxsieve_delivery_jobs_total", '{result="ok"}')] == 1
     assert after[("mxsieve_delivery_jobs_total", '{result="tempfail"}')] == 0
