@@ -230,7 +230,7 @@ struct mx_recipients *mx_recipients_load(const char *path, const char *conf, uns
 		if (*e == '\0' || *e == '#')
 			continue;
 		char shown[80];
-		snprintf(shown, sizeof shown, "%s", e);
+		snprintf(shown, sizeof shown, "%.*s", (int)sizeof shown - 1, e);
 		const char *why = NULL;
 		if (strpbrk(e, " \t") != NULL && e[0] != '"')
 			why = "has blanks inside (one address per line)";
