@@ -958,6 +958,26 @@ static int replay_one(const struct spool_rec *rec, void *arg)
 	return 0;
 }
 
+/* Have the checkpointer place pinned segment `seg` again later: after
+ * DELIVER_RETRY_FIRST_MS the first time, twice as long each time after,
+ * at most DELIVER_RETRY_MAX_MS (mu held). Returns the wait. */
+static unsigned retry_later(struct deliver *d, int seg, bool other_dev)
+{
+	d->retry_seg = seg;
+	d->retry_other_dev = other_dev;
+	d->retry_ms = d->retry_ms == 0 ? DELIVER_RETRY_FIRST_MS
+	              : d->retry_ms >= DELIVER_RETRY_MAX_MS / 2 ? DELIVER_RETRY_MAX_MS
+	                                                        : d->retry_ms * 2;
+	ts_now(&d->retry_at);
+	d->retry_at.tv_sec += d->retry_ms / 1000;
+	d->retry_at.tv_nsec += (long)(d->retry_ms % 1000) * 1000000L;
+	if (d->retry_at.tv_nsec >= 1000000000L) {
+		d->retry_at.tv_sec++;
+		d->retry_at.tv_nsec -= 1000000000L;
+	}
+	return d->retry_ms;
+}
+
 /* A pinned segment: one of its records could not be put in its mailbox
  * after the client had its 250 (a failed rename), or a checkpoint failed.
  * Place every record again as a start would (what is in new/ or cur/
@@ -979,25 +999,14 @@ static int place_pinned(struct deliver *d, int seg, bool other_dev)
 	}
 	if (r == 0 && other_dev)
 		sync();
+	unsigned next_ms = 0;
 	pthread_mutex_lock(&d->mu);
 	if (r == 0) {
 		d->retry_seg = -1;
 		d->retry_ms = 0;
 	} else {
-		d->retry_seg = seg;
-		d->retry_other_dev = other_dev;
-		d->retry_ms = d->retry_ms == 0 ? DELIVER_RETRY_FIRST_MS
-		              : d->retry_ms >= DELIVER_RETRY_MAX_MS / 2 ? DELIVER_RETRY_MAX_MS
-		                                                        : d->retry_ms * 2;
-		ts_now(&d->retry_at);
-		d->retry_at.tv_sec += d->retry_ms / 1000;
-		d->retry_at.tv_nsec += (long)(d->retry_ms % 1000) * 1000000L;
-		if (d->retry_at.tv_nsec >= 1000000000L) {
-			d->retry_at.tv_sec++;
-			d->retry_at.tv_nsec -= 1000000000L;
-		}
+		next_ms = retry_later(d, seg, other_dev);
 	}
-	unsigned next_ms = d->retry_ms;
 	pthread_mutex_unlock(&d->mu);
 	if (r != 0) {
 		log_event(LOG_WARNING, "spool_retry",
@@ -1030,11 +1039,7 @@ static void checkpoint(struct deliver *d, int seg, bool other_dev)
 		log_event(LOG_ERR, "spool_error", "op=checkpoint segment=%d error=\"%s\"", seg,
 		          strerror(-r));
 		pthread_mutex_lock(&d->mu);
-		d->retry_seg = seg;
-		d->retry_other_dev = other_dev;
-		d->retry_ms = DELIVER_RETRY_FIRST_MS;
-		ts_now(&d->retry_at);
-		d->retry_at.tv_sec += DELIVER_RETRY_FIRST_MS / 1000;
+		retry_later(d, seg, other_dev);
 		pthread_mutex_unlock(&d->mu);
 	}
 }
