@@ -16,8 +16,9 @@
 
 #define METRICS_TIMEOUT_S 10
 #define METRICS_MAX_HEADERS 8192
-/* New connections taken per second; past that the listener pauses until
- * the second is over (the kernel's backlog holds the rest). With the idle
+/* New connections taken in a one-second window (opened by the first
+ * connection after a quiet spell); past that the listener pauses until the
+ * window is over (the kernel's backlog holds the rest). With the idle
  * timeout this bounds the descriptors the endpoint can hold to
  * METRICS_ACCEPTS_PER_S * METRICS_TIMEOUT_S, whatever a client does: evhttp
  * (libevent 2.1) has no connection cap of its own. A scraper needs one
@@ -25,7 +26,6 @@
 #define METRICS_ACCEPTS_PER_S 20
 
 struct metrics_http {
-	struct event_base *base;
 	struct evhttp *http;
 	struct evconnlistener *listener;
 	struct event *resume;   /* re-enables the listener */
@@ -115,7 +115,6 @@ struct metrics_http *metrics_http_create(struct event_base *base, const char *ho
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	m->base = base;
 	m->render = render;
 	m->arg = arg;
 	if (!(m->resume = evtimer_new(base, on_resume, m))) {

@@ -1,7 +1,7 @@
 /*
  * metrics_http: the Prometheus scrape endpoint. `GET /metrics` answers the
  * text a render callback builds (exposition format 0.0.4); anything else is
- * 404, a method other than GET/HEAD 405. HTTP is libevent's evhttp, on the
+ * 404, a method other than GET/HEAD 501 (evhttp's answer), a body 413. HTTP is libevent's evhttp, on the
  * loop thread: a scrape costs one render, and the endpoint has no state.
  *
  * It has no authentication: bind it to loopback or an admin network. It
