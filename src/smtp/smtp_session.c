@@ -1380,11 +1380,11 @@ static void lower(char *p)
 			*p = (char)(*p + 32);
 }
 
-/* Valid_Recipients: whether mail for local@domain (a domain of ours, or a
- * relay client's domain elsewhere) may be taken. Postmaster is always
- * accepted (RFC 5321 §4.5.1); mail a relay client sends elsewhere is the
- * next hop's to judge. "user+ext" is taken when it is listed itself or,
- * with Recipient_Delimiter, when "user" is. */
+/* Valid_Recipients: whether mail for local@domain may be taken. Only the
+ * domains of Relay_Domains are checked (mail a relay client sends elsewhere
+ * is the next hop's to judge), and postmaster is always taken (RFC 5321
+ * §4.5.1). "user+ext" is taken when it is listed itself or, with
+ * Recipient_Delimiter, when "user" is. */
 static bool known_recipient(const struct mx_config *cfg, const char *local, const char *domain)
 {
 	if (cfg->recipients == NULL || strcasecmp(local, "postmaster") == 0 ||
