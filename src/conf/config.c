@@ -1107,10 +1107,12 @@ static void walk_top(struct ctx *c, const struct conf_node *list)
 		ERR(c, gseen[G_TLS_KEY], "TLS_Key \"%s\": %s", cfg->tls_key, strerror(err));
 	if (cfg->tls_dir == NULL && cfg->tls_certificate == NULL)
 		cfg->tls_dir = resolve_path(c, "tls");
-	if (cfg->valid_recipients)
+	if (cfg->valid_recipients) {
+		struct mx_recipients_opts ro = {accepts_domain_cb, cfg,
+		                                cfg->delivery == MX_DELIVERY_MAILDIR};
 		cfg->recipients = mx_recipients_load(cfg->valid_recipients, c->file,
-		                                     gseen[G_VALID_RECIPIENTS], accepts_domain_cb,
-		                                     cfg, c->errs);
+		                                     gseen[G_VALID_RECIPIENTS], &ro, c->errs);
+	}
 }
 
 static struct mx_config *config_new(const char *path)

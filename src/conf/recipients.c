@@ -1,8 +1,9 @@
 /* recipients: the Valid_Recipients file (see recipients.h).
  *
- * Addresses are kept as lower-cased "local@domain" strings in one sorted
- * array (bsearch: a million entries cost ~20 comparisons a lookup, no
- * rehashing at load); whole domains ("@domain") in a second, small one. */
+ * Addresses are kept as lower-cased "local@domain" keys in one sorted array
+ * (bsearch: a million entries cost ~20 comparisons a lookup, no rehashing
+ * at load); whole domains ("@domain") in a second, small one. An alias
+ * entry carries its targets as one "a@d,b@d" string. */
 #include "conf/recipients.h"
 
 #include "conf/conf_parse.h"
@@ -19,6 +20,8 @@
  * local parts are kept with their quotes). */
 #define RCPT_LOCAL_MAX 259
 #define RCPT_DOMAIN_MAX 255
+/* Targets of one alias, at most. */
+#define RCPT_MAX_TARGETS 32
 /* Bad lines reported one by one; the rest are counted. */
 #define RCPT_MAX_ERRORS 20
 /* Longest line read: an address is at most 259 + 1 + 255 bytes. */
@@ -26,10 +29,15 @@
 #define RCPT_STR_(x) #x
 #define RCPT_STR(x) RCPT_STR_(x)
 
+struct entry {
+	char *key;      /* "local@domain" or "domain", lower case */
+	char *targets;  /* "a@d,b@d" for an alias, NULL for a mailbox */
+};
+
 struct mx_recipients {
-	char **addrs;   /* "local@domain", lower case, sorted, unique */
+	struct entry *addrs;   /* "local@domain" entries, sorted by key, unique */
 	size_t naddrs;
-	char **domains; /* "domain" of the "@domain" entries, lower case, sorted */
+	struct entry *domains; /* "@domain" entries (key "domain"), sorted */
 	size_t ndomains;
 };
 
@@ -40,39 +48,55 @@ static void lower_ascii(char *p)
 			*p = (char)(*p - 'A' + 'a');
 }
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_entry(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const struct entry *)a)->key, ((const struct entry *)b)->key);
 }
 
-static bool push(char ***arr, size_t *n, size_t *cap, char *s)
+static bool push(struct entry **arr, size_t *n, size_t *cap, char *key, char *targets)
 {
 	if (*n == *cap) {
 		size_t nc = *cap ? *cap * 2 : 64;
-		char **na = realloc(*arr, nc * sizeof *na);
+		struct entry *na = realloc(*arr, nc * sizeof *na);
 		if (na == NULL)
 			return false;
 		*arr = na;
 		*cap = nc;
 	}
-	(*arr)[(*n)++] = s;
+	(*arr)[(*n)++] = (struct entry){key, targets};
 	return true;
 }
 
-/* Sort and drop repeats (a file may list an address twice). */
-static size_t sort_unique(char **a, size_t n)
+static void entry_free(struct entry *e)
 {
+	free(e->key);
+	free(e->targets);
+}
+
+/* Sort and find repeats. An address listed twice the same way is kept
+ * once; listed twice differently (a mailbox and an alias, or two target
+ * lists) is ambiguous: its key in *dup, and false. */
+static bool sort_unique(struct entry *a, size_t *np, const char **dup)
+{
+	size_t n = *np;
 	if (n == 0)
-		return 0;
-	qsort(a, n, sizeof *a, cmp_str);
+		return true;
+	qsort(a, n, sizeof *a, cmp_entry);
 	size_t o = 1;
 	for (size_t i = 1; i < n; i++) {
-		if (strcmp(a[i], a[o - 1]) == 0)
-			free(a[i]);
-		else
+		if (strcmp(a[i].key, a[o - 1].key) != 0) {
 			a[o++] = a[i];
+			continue;
+		}
+		bool same = (a[i].targets == NULL && a[o - 1].targets == NULL) ||
+		            (a[i].targets && a[o - 1].targets &&
+		             strcmp(a[i].targets, a[o - 1].targets) == 0);
+		if (!same && *dup == NULL)
+			*dup = a[o - 1].key;
+		entry_free(&a[i]);
 	}
-	return o;
+	*np = o;
+	return *dup == NULL;
 }
 
 /* Strip blanks at both ends, in place. */
@@ -117,53 +141,133 @@ static const char *bad_local(const char *local)
 	return NULL;
 }
 
-/* One entry: 0 when added, 1 when not valid (the reason in *why), -1 when
- * out of memory. */
-static int add_entry(struct mx_recipients *r, char *entry, size_t *acap, size_t *dcap,
-                      mx_recipients_domain_fn accepts, void *arg, const char **why)
+static const char E_NOT_OURS[] = "names a domain that is not in Relay_Domains";
+
+/* Split "local@domain" (or "@domain" when may_be_domain) in place: a
+ * lower-cased domain in dom, *local pointing into text ("" for "@domain").
+ * NULL when it is an address of ours, else why not. */
+static const char *parse_address(char *text, bool may_be_domain, char dom[RCPT_DOMAIN_MAX + 1],
+                                 const char **local, mx_recipients_domain_fn accepts, void *arg)
 {
-	char *at = strrchr(entry, '@');
-	if (at == NULL) {
-		*why = "is not \"local@domain\" or \"@domain\"";
-		return 1;
-	}
+	char *at = strrchr(text, '@');
+	if (at == NULL)
+		return may_be_domain ? "is not \"local@domain\" or \"@domain\""
+		                     : "is not \"local@domain\"";
 	*at = '\0';
-	const char *local = entry, *domain = at + 1;
+	const char *domain = at + 1;
 	size_t dl = strlen(domain);
-	char dom[RCPT_DOMAIN_MAX + 1];
 	if (dl > 0 && domain[dl - 1] == '.')
 		dl--;
-	if (dl == 0 || dl > RCPT_DOMAIN_MAX) {
-		*why = dl == 0 ? "has no domain" : "domain too long";
-		return 1;
-	}
+	if (dl == 0)
+		return "has no domain";
+	if (dl > RCPT_DOMAIN_MAX)
+		return "domain too long";
 	memcpy(dom, domain, dl);
 	dom[dl] = '\0';
 	lower_ascii(dom);
-	if (!accepts(dom, arg)) {
-		*why = "names a domain that is not in Relay_Domains";
-		return 1;
-	}
-	if (*local == '\0') {
-		char *d = strdup(dom);
-		if (d == NULL || !push(&r->domains, &r->ndomains, dcap, d)) {
-			free(d);
-			return -1;
+	if (!accepts(dom, arg))
+		return E_NOT_OURS;
+	*local = text;
+	if (*text == '\0')
+		return may_be_domain ? NULL : "has no local part";
+	return bad_local(text);
+}
+
+/* "a@d, b@d" -> "a@d,b@d", every one an address of ours, lower case. */
+static const char *parse_targets(char *list, mx_recipients_domain_fn accepts, void *arg,
+                                 char **out)
+{
+	size_t cap = strlen(list) + 1, n = 0, count = 0;
+	char *res = malloc(cap);
+	if (res == NULL)
+		return "out of memory";
+	for (char *item = list, *next; item != NULL; item = next) {
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		item = trim(item);
+		if (*item == '\0' || strpbrk(item, " \t") != NULL) {
+			free(res);
+			return "has a target that is not one address (targets: a@d, b@d)";
 		}
-		return 0;
+		if (++count > RCPT_MAX_TARGETS) {
+			free(res);
+			return "has more than 32 targets";
+		}
+		char dom[RCPT_DOMAIN_MAX + 1];
+		const char *local = "";
+		const char *why = parse_address(item, false, dom, &local, accepts, arg);
+		if (why != NULL) {
+			free(res);
+			if (why == E_NOT_OURS)
+				return "has a target whose domain is not in Relay_Domains";
+			return *local != '\0' && bad_local(local) != NULL
+			           ? "has a target with a bad local part"
+			           : "has a target that is not local@domain";
+		}
+		n += (size_t)snprintf(res + n, cap - n, "%s%s@%s", n ? "," : "", local, dom);
 	}
-	if ((*why = bad_local(local)) != NULL)
+	lower_ascii(res);
+	*out = res;
+	return NULL;
+}
+
+/* One line's entry: "address" or "@domain", then optionally blanks and the
+ * alias targets. 0 when added, 1 when not valid (the reason in *why), -1
+ * when out of memory. */
+static int add_entry(struct mx_recipients *r, char *entry, size_t *acap, size_t *dcap,
+                     const struct mx_recipients_opts *o, const char **why)
+{
+	/* the first token ends at the first blank outside a quoted local part */
+	char *p = entry;
+	if (*p == '"') {
+		for (p++; *p && *p != '"'; p++)
+			if (*p == '\\' && p[1])
+				p++;
+		if (*p == '"')
+			p++;
+	}
+	p += strcspn(p, " \t");
+	char *rest = NULL;
+	if (*p) {
+		*p = '\0';
+		rest = trim(p + 1);
+	}
+	char dom[RCPT_DOMAIN_MAX + 1];
+	const char *local;
+	if ((*why = parse_address(entry, true, dom, &local, o->accepts, o->arg)) != NULL)
 		return 1;
-	size_t ll = strlen(local);
-	char *a = malloc(ll + dl + 2);
-	if (a == NULL || !push(&r->addrs, &r->naddrs, acap, a)) {
-		free(a);
+	char *targets = NULL;
+	if (rest && *rest) {
+		if (!o->aliases) {
+			*why = "has alias targets, which need Delivery = \"maildir\" (the next hop "
+			       "resolves its own aliases)";
+			return 1;
+		}
+		if ((*why = parse_targets(rest, o->accepts, o->arg, &targets)) != NULL)
+			return strcmp(*why, "out of memory") == 0 ? -1 : 1;
+	}
+	char *key;
+	bool ok;
+	if (*local == '\0') {
+		key = strdup(dom);
+		ok = key && push(&r->domains, &r->ndomains, dcap, key, targets);
+	} else {
+		size_t ll = strlen(local), dl = strlen(dom);
+		key = malloc(ll + dl + 2);
+		if (key) {
+			memcpy(key, local, ll);
+			key[ll] = '@';
+			memcpy(key + ll + 1, dom, dl + 1);
+			lower_ascii(key);
+		}
+		ok = key && push(&r->addrs, &r->naddrs, acap, key, targets);
+	}
+	if (!ok) {
+		free(key);
+		free(targets);
 		return -1;
 	}
-	memcpy(a, local, ll);
-	a[ll] = '@';
-	memcpy(a + ll + 1, dom, dl + 1);
-	lower_ascii(a);
 	return 0;
 }
 
@@ -194,7 +298,7 @@ static long read_line(FILE *f, char *buf, size_t cap, const char **bad)
 }
 
 struct mx_recipients *mx_recipients_load(const char *path, const char *conf, unsigned line,
-                                         mx_recipients_domain_fn accepts, void *arg,
+                                         const struct mx_recipients_opts *o,
                                          struct conf_errors *errs)
 {
 	/* O_NONBLOCK: a FIFO named by mistake must not hang the load */
@@ -232,9 +336,7 @@ struct mx_recipients *mx_recipients_load(const char *path, const char *conf, uns
 		char shown[80];
 		snprintf(shown, sizeof shown, "%.*s", (int)sizeof shown - 1, e);
 		const char *why = NULL;
-		if (strpbrk(e, " \t") != NULL && e[0] != '"')
-			why = "has blanks inside (one address per line)";
-		else if (add_entry(r, e, &acap, &dcap, accepts, arg, &why) < 0)
+		if (add_entry(r, e, &acap, &dcap, o, &why) < 0)
 			oom = true;
 		if (why != NULL && nbad++ < RCPT_MAX_ERRORS)
 			conf_error(errs, path, lineno, "\"%s\" %s", shown, why);
@@ -250,17 +352,22 @@ struct mx_recipients *mx_recipients_load(const char *path, const char *conf, uns
 	}
 	if (nbad > RCPT_MAX_ERRORS)
 		conf_error(errs, path, 0, "%zu more bad lines", nbad - RCPT_MAX_ERRORS);
-	if (r == NULL || nbad > 0) {
+	const char *dup = NULL;
+	if (r != NULL && nbad == 0 &&
+	    (!sort_unique(r->addrs, &r->naddrs, &dup) || !sort_unique(r->domains, &r->ndomains, &dup)))
+		conf_error(errs, path, 0, "\"%s%s\" is listed twice, differently", 
+		           strchr(dup, '@') ? "" : "@", dup);
+	if (r == NULL || nbad > 0 || dup != NULL) {
 		mx_recipients_free(r);
 		return NULL;
 	}
-	r->naddrs = sort_unique(r->addrs, r->naddrs);
-	r->ndomains = sort_unique(r->domains, r->ndomains);
 	return r;
 }
 
-bool mx_recipients_has(const struct mx_recipients *r, const char *local, const char *domain)
+bool mx_recipients_lookup(const struct mx_recipients *r, const char *local, const char *domain,
+                          const char **targets)
 {
+	const struct entry *e = NULL;
 	char key[RCPT_LOCAL_MAX + RCPT_DOMAIN_MAX + 2];
 	size_t dl = strlen(domain);
 	if (dl > 0 && domain[dl - 1] == '.')
@@ -270,17 +377,29 @@ bool mx_recipients_has(const struct mx_recipients *r, const char *local, const c
 	memcpy(key, domain, dl);
 	key[dl] = '\0';
 	lower_ascii(key);
-	const char *k = key;
-	if (r->ndomains && bsearch(&k, r->domains, r->ndomains, sizeof *r->domains, cmp_str))
-		return true;
+	struct entry k = {key, NULL};
 	size_t ll = strlen(local);
-	if (ll > RCPT_LOCAL_MAX || r->naddrs == 0)
-		return false;
-	memmove(key + ll + 1, key, dl + 1);
-	memcpy(key, local, ll);
-	key[ll] = '@';
-	lower_ascii(key);
-	return bsearch(&k, r->addrs, r->naddrs, sizeof *r->addrs, cmp_str) != NULL;
+	/* the address itself first, then its domain's "@domain" */
+	if (ll <= RCPT_LOCAL_MAX && r->naddrs) {
+		char dom[RCPT_DOMAIN_MAX + 1];
+		memcpy(dom, key, dl + 1);
+		memcpy(key, local, ll);
+		key[ll] = '@';
+		memcpy(key + ll + 1, dom, dl + 1);
+		lower_ascii(key);
+		e = bsearch(&k, r->addrs, r->naddrs, sizeof *r->addrs, cmp_entry);
+		memmove(key, key + ll + 1, dl + 1);
+	}
+	if (e == NULL && r->ndomains)
+		e = bsearch(&k, r->domains, r->ndomains, sizeof *r->domains, cmp_entry);
+	if (e != NULL && targets != NULL)
+		*targets = e->targets;
+	return e != NULL;
+}
+
+bool mx_recipients_has(const struct mx_recipients *r, const char *local, const char *domain)
+{
+	return mx_recipients_lookup(r, local, domain, NULL);
 }
 
 size_t mx_recipients_count(const struct mx_recipients *r)
@@ -293,9 +412,9 @@ void mx_recipients_free(struct mx_recipients *r)
 	if (r == NULL)
 		return;
 	for (size_t i = 0; i < r->naddrs; i++)
-		free(r->addrs[i]);
+		entry_free(&r->addrs[i]);
 	for (size_t i = 0; i < r->ndomains; i++)
-		free(r->domains[i]);
+		entry_free(&r->domains[i]);
 	free(r->addrs);
 	free(r->domains);
 	free(r);

@@ -442,6 +442,40 @@ static void job_fail(struct job_work *w, const char *what, const char *path, int
 	job_rollback(w);
 }
 
+/* The mailboxes a recipient delivers to: itself, or its alias targets. */
+static size_t count_targets(const struct deliver_rcpt *r)
+{
+	if (r->targets == NULL)
+		return 1;
+	size_t n = 1;
+	for (const char *p = r->targets; *p; p++)
+		n += *p == ',';
+	return n;
+}
+
+/* The folder of mailbox number t of recipient r (count_targets). */
+static bool rcpt_mailbox(const char *root, const struct deliver_rcpt *r, size_t t, char *out,
+                         size_t len)
+{
+	if (r->targets == NULL)
+		return deliver_maildir_path(root, r, out, len);
+	const char *p = r->targets;
+	for (; t > 0; t--)
+		p = strchr(p, ',') + 1;
+	size_t n = strcspn(p, ",");
+	char addr[PATH_MAX];
+	if (n >= sizeof addr)
+		return false;
+	memcpy(addr, p, n);
+	addr[n] = '\0';
+	char *at = strrchr(addr, '@');
+	if (at == NULL)
+		return false;
+	*at = '\0';
+	struct deliver_rcpt box = {addr, at + 1, 0, NULL};
+	return deliver_maildir_path(root, &box, out, len);
+}
+
 /* Phase 1 for one job: files in tmp/ of every distinct mailbox. */
 static void job_write(struct deliver *d, struct job_work *w)
 {
@@ -451,18 +485,23 @@ static void job_write(struct deliver *d, struct job_work *w)
 	char *lf = NULL;
 
 	w->fd = -1;
-	w->files = xcalloc(job->nrcpts, sizeof *w->files);
+	size_t nboxes = 0;
+	for (size_t i = 0; i < job->nrcpts; i++)
+		nboxes += count_targets(&job->rcpts[i]);
+	w->files = xcalloc(nboxes, sizeof *w->files);
 	for (size_t i = 0; i < job->nrcpts; i++) {
-		if (!deliver_maildir_path(d->maildir, &job->rcpts[i], path, sizeof path)) {
-			set_detail(job, DELIVER_PERMFAIL, "maildir: mailbox path too long");
-			job_rollback(w);
-			return;
+		for (size_t t = 0; t < count_targets(&job->rcpts[i]); t++) {
+			if (!rcpt_mailbox(d->maildir, &job->rcpts[i], t, path, sizeof path)) {
+				set_detail(job, DELIVER_PERMFAIL, "maildir: mailbox path too long");
+				job_rollback(w);
+				return;
+			}
+			bool dup = false;
+			for (size_t k = 0; k < w->nfiles && !dup; k++)
+				dup = strcmp(w->files[k].mbox, path) == 0;
+			if (!dup)
+				w->files[w->nfiles++].mbox = xstrdup(path);
 		}
-		bool dup = false;
-		for (size_t k = 0; k < w->nfiles && !dup; k++)
-			dup = strcmp(w->files[k].mbox, path) == 0;
-		if (!dup)
-			w->files[w->nfiles++].mbox = xstrdup(path);
 	}
 	if (w->nfiles == 0) {
 		set_detail(job, DELIVER_PERMFAIL, "no recipients");
@@ -1856,6 +1895,7 @@ void deliver_job_free(struct deliver_job *job)
 	for (size_t i = 0; i < job->nrcpts; i++) {
 		free(job->rcpts[i].local);
 		free(job->rcpts[i].domain);
+		free(job->rcpts[i].targets);
 	}
 	free(job->rcpts);
 	free(job->data);

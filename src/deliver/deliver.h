@@ -38,6 +38,8 @@ struct deliver_rcpt {
 	size_t box_len; /* the leading bytes of local that name the Maildir
 	                 * folder (the part before a Recipient_Delimiter);
 	                 * 0 = all of it */
+	char *targets;  /* a Valid_Recipients alias: the mailboxes it goes to
+	                 * instead, "a@d,b@d" (Maildir only); NULL = its own */
 };
 
 struct deliver_job {

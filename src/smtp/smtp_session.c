@@ -124,6 +124,7 @@ struct smtp_tx {
 struct smtp_pending {
 	enum mx_phase phase;
 	char *a, *b;                /* HELO name; sender; rcpt local + domain */
+	char *targets;              /* rcpt: its Valid_Recipients alias targets */
 	bool flag;                  /* EHLO (vs HELO); SMTPUTF8 on MAIL */
 	struct smtp_verdict v;
 };
@@ -599,6 +600,7 @@ static void tx_free(struct smtp_tx *tx)
 	for (size_t i = 0; i < tx->nrcpts; i++) {
 		free(tx->rcpts[i].local);
 		free(tx->rcpts[i].domain);
+		free(tx->rcpts[i].targets);
 	}
 	free(tx->rcpts);
 	free(tx->mail_from);
@@ -637,6 +639,7 @@ static void pending_free(struct smtp_session *s)
 		return;
 	free(s->pending->a);
 	free(s->pending->b);
+	free(s->pending->targets);
 	smtp_verdict_clear(&s->pending->v);
 	free(s->pending);
 	s->pending = NULL;
@@ -814,7 +817,8 @@ static void ehlo_reply(struct smtp_session *s, bool esmtp)
 		reply_raw(s, b, (size_t)n);
 }
 
-static bool add_rcpt(struct smtp_tx *tx, char *local, char *domain, size_t box_len)
+static bool add_rcpt(struct smtp_tx *tx, char *local, char *domain, size_t box_len,
+                     char *targets)
 {
 	if (tx->nrcpts == tx->caprcpts) {
 		size_t n = tx->caprcpts ? tx->caprcpts * 2 : SMTP_RCPT_GROW;
@@ -827,6 +831,7 @@ static bool add_rcpt(struct smtp_tx *tx, char *local, char *domain, size_t box_l
 	tx->rcpts[tx->nrcpts].local = local;
 	tx->rcpts[tx->nrcpts].domain = domain;
 	tx->rcpts[tx->nrcpts].box_len = box_len < strlen(local) ? box_len : 0;
+	tx->rcpts[tx->nrcpts].targets = targets;
 	tx->nrcpts++;
 	return true;
 }
@@ -872,11 +877,12 @@ static void phase_finish(struct smtp_session *s)
 	case MX_PHASE_RCPTTO:
 		if (apply_verdict(s, v, true))
 			break;
-		if (!s->tx || !add_rcpt(s->tx, p->a, p->b, mx_config_mailbox_len(CFG(s), p->a))) {
+		if (!s->tx ||
+		    !add_rcpt(s->tx, p->a, p->b, mx_config_mailbox_len(CFG(s), p->a), p->targets)) {
 			reply(s, "451 4.3.0 Out of memory");
 			break;
 		}
-		p->a = p->b = NULL;
+		p->a = p->b = p->targets = NULL;
 		s->nrcpts++;
 		reply_lit(s, "250 2.1.5 Ok");
 		break;
@@ -1385,20 +1391,23 @@ static void lower(char *p)
  * is the next hop's to judge), and postmaster is always taken (RFC 5321
  * §4.5.1). "user+ext" is taken when it is listed itself or, with
  * Recipient_Delimiter, when "user" is. */
-static bool known_recipient(const struct mx_config *cfg, const char *local, const char *domain)
+static bool known_recipient(const struct mx_config *cfg, const char *local, const char *domain,
+                            const char **targets)
 {
-	if (cfg->recipients == NULL || strcasecmp(local, "postmaster") == 0 ||
-	    !mx_config_accepts_domain(cfg, domain))
+	*targets = NULL;
+	if (cfg->recipients == NULL || !mx_config_accepts_domain(cfg, domain))
 		return true;
-	if (mx_recipients_has(cfg->recipients, local, domain))
+	if (mx_recipients_lookup(cfg->recipients, local, domain, targets))
 		return true;
 	size_t box = mx_config_mailbox_len(cfg, local);
 	char base[2 * SMTP_LOCAL_MAX + 3];
-	if (box == strlen(local) || box >= sizeof base)
-		return false;
-	memcpy(base, local, box);
-	base[box] = '\0';
-	return mx_recipients_has(cfg->recipients, base, domain);
+	if (box < strlen(local) && box < sizeof base) {
+		memcpy(base, local, box);
+		base[box] = '\0';
+		if (mx_recipients_lookup(cfg->recipients, base, domain, targets))
+			return true;
+	}
+	return strcasecmp(local, "postmaster") == 0;
 }
 
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
@@ -1446,7 +1455,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		reply_error(s, true, "501 5.5.4 Error: bad recipient address (too long)");
 		return;
 	}
-	if (!known_recipient(cfg, local, domain)) {
+	const char *targets;
+	if (!known_recipient(cfg, local, domain, &targets)) {
 		char why[sizeof local + SMTP_DOMAIN_MAX + 32];
 		snprintf(why, sizeof why, "unknown recipient <%s@%s>", local, domain);
 		s->srv->stats.unknown_rcpts++;
@@ -1455,7 +1465,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	if (!pending_new(s, MX_PHASE_RCPTTO) || !(s->pending->a = strdup(local)) ||
-	    !(s->pending->b = strdup(domain))) {
+	    !(s->pending->b = strdup(domain)) ||
+	    (targets && !(s->pending->targets = strdup(targets)))) {
 		pending_free(s);
 		reply(s, "451 4.3.0 Out of memory");
 		return;

@@ -625,7 +625,7 @@ UNIT_TEST(valid_recipients_errors)
 	             "T/rcpt2:2: \"no-at-sign\" is not \"local@domain\" or \"@domain\"\n"
 	             "T/rcpt2:3: \"x@elsewhere.test\" names a domain that is not in Relay_Domains\n"
 	             "T/rcpt2:4: \"x@\" has no domain\n"
-	             "T/rcpt2:5: \"two words@example.test\" has blanks inside (one address per line)\n"
+	             "T/rcpt2:5: \"two words@example.test\" is not \"local@domain\" or \"@domain\"\n"
 	             "T/rcpt2:6: \"a<b@example.test\" character not allowed in an unquoted local part\n"
 	             "T/rcpt2:7: \"a@b@example.test\" character not allowed in an unquoted local part\n"
 	             "T/rcpt2:8: \".a@example.test\" dots must separate words in an unquoted local part\n"
@@ -645,6 +645,63 @@ UNIT_TEST(valid_recipients_errors)
 	}
 	mx_config_free(cfg);
 	free(errs);
+}
+
+UNIT_TEST(valid_recipients_aliases)
+{
+	write_file("ralias", "alice@example.test\n"
+	                     "postmaster@example.test   alice@example.test, Bob@Example.TEST\n"
+	                     "abuse@example.test alice@example.test\n"
+	                     "abuse@example.test alice@example.test\n" /* same twice: fine */
+	                     "@other.test\talice@example.test\n"
+	                     "\"john doe\"@example.test bob@example.test\n");
+	char *errs = NULL;
+	struct mx_config *cfg = load(MINIMAL "Relay_Domains = ( \"example.test\" \"other.test\" )\n"
+	                                     "Valid_Recipients = \"ralias\"\n", &errs);
+	CHECK(cfg != NULL);
+	if (cfg == NULL) {
+		fprintf(stderr, "%s", errs ? errs : "");
+		free(errs);
+		return;
+	}
+	const struct mx_recipients *r = cfg->recipients;
+	const char *t = "x";
+	CHECK(mx_recipients_lookup(r, "alice", "example.test", &t) && t == NULL);
+	CHECK(mx_recipients_lookup(r, "PostMaster", "example.test", &t) && t != NULL);
+	if (t)
+		CHECK_STR(t, "alice@example.test,bob@example.test");
+	CHECK(mx_recipients_lookup(r, "abuse", "example.test", &t) && t != NULL);
+	CHECK(mx_recipients_lookup(r, "anyone", "other.test", &t) && t != NULL);
+	if (t)
+		CHECK_STR(t, "alice@example.test");
+	CHECK(mx_recipients_lookup(r, "\"john doe\"", "example.test", &t) && t != NULL);
+	/* a target is a mailbox, not an entry: bob is not listed himself */
+	CHECK(!mx_recipients_lookup(r, "bob", "example.test", &t));
+	mx_config_free(cfg);
+
+	write_file("ralias2", "a@example.test b@elsewhere.test\n"
+	                      "c@example.test b@example.test,,d@example.test\n"
+	                      "e@example.test x y@example.test\n");
+	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                     "Valid_Recipients = \"ralias2\"\n",
+	             "T/ralias2:1: \"a@example.test b@elsewhere.test\" has a target whose domain is "
+	             "not in Relay_Domains\n"
+	             "T/ralias2:2: \"c@example.test b@example.test,,d@example.test\" has a target "
+	             "that is not one address (targets: a@d, b@d)\n"
+	             "T/ralias2:3: \"e@example.test x y@example.test\" has a target that is not one "
+	             "address (targets: a@d, b@d)\n");
+	write_file("ralias3", "f@example.test g@example.test\nf@example.test h@example.test\n");
+	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                     "Valid_Recipients = \"ralias3\"\n",
+	             "T/ralias3: \"f@example.test\" is listed twice, differently\n");
+	/* with Delivery = relay the next hop has its own aliases */
+	CHECK_ERRORS("Delivery = \"relay\"\nRelay_Target = \"127.0.0.1:10025\"\n"
+	             "ESMTP_Listener { Listen \"127.0.0.1:2525\" { } }\n"
+	             "Relay_Domains = ( \"example.test\" )\nValid_Recipients = \"ralias3\"\n",
+	             "T/ralias3:1: \"f@example.test g@example.test\" has alias targets, which need "
+	             "Delivery = \"maildir\" (the next hop resolves its own aliases)\n"
+	             "T/ralias3:2: \"f@example.test h@example.test\" has alias targets, which need "
+	             "Delivery = \"maildir\" (the next hop resolves its own aliases)\n");
 }
 
 UNIT_TEST(recipient_delimiter)

@@ -179,18 +179,18 @@ UNIT_TEST(component_escaping)
 	}
 	CHECK(!deliver_maildir_component("abcdef", out, 4));
 	CHECK(!deliver_maildir_component("///", out, 6));
-	struct deliver_rcpt r = {"Bob", "Example.TEST.", 0};
+	struct deliver_rcpt r = {"Bob", "Example.TEST.", 0, NULL};
 	CHECK(deliver_maildir_path("/m", &r, out, sizeof out));
 	CHECK_STR(out, "/m/example.test/bob");
-	struct deliver_rcpt r2 = {"../../etc", "..", 0};
+	struct deliver_rcpt r2 = {"../../etc", "..", 0, NULL};
 	CHECK(deliver_maildir_path("/m", &r2, out, sizeof out));
 	CHECK_STR(out, "/m/%2E/%2E.%2F..%2Fetc");
 	CHECK(!deliver_maildir_path("/m", &r, out, 10));
 	/* an address extension (Recipient_Delimiter) names the same folder */
-	struct deliver_rcpt r3 = {"Bob+Lists", "example.test", 3};
+	struct deliver_rcpt r3 = {"Bob+Lists", "example.test", 3, NULL};
 	CHECK(deliver_maildir_path("/m", &r3, out, sizeof out));
 	CHECK_STR(out, "/m/example.test/bob");
-	struct deliver_rcpt r4 = {"bob", "example.test", 3}; /* all of it */
+	struct deliver_rcpt r4 = {"bob", "example.test", 3, NULL}; /* all of it */
 	CHECK(deliver_maildir_path("/m", &r4, out, sizeof out));
 	CHECK_STR(out, "/m/example.test/bob");
 }
