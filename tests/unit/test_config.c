@@ -27,6 +27,20 @@ static struct mx_config *load(const char *text, char **errs)
 	return mx_config_load_text(path, text, strlen(text), errs);
 }
 
+/* A config that must load: its errors are printed and NULL returned (a
+ * failed check) when it does not. */
+static struct mx_config *load_ok(const char *text)
+{
+	char *errs = NULL;
+	struct mx_config *cfg = load(text, &errs);
+	CHECK(cfg != NULL);
+	CHECK(errs == NULL);
+	if (cfg == NULL && errs != NULL)
+		fprintf(stderr, "%s", errs);
+	free(errs);
+	return cfg;
+}
+
 /* Errors of `text` with the temp folder replaced by "T". */
 static char *errors_of(const char *text)
 {
@@ -98,15 +112,9 @@ UNIT_TEST(parse_tree_shapes)
 
 UNIT_TEST(minimal_and_defaults)
 {
-	char *errs = NULL;
-	struct mx_config *cfg = load(MINIMAL, &errs);
-	CHECK(cfg != NULL);
-	CHECK(errs == NULL);
-	if (!cfg) {
-		fprintf(stderr, "%s", errs);
-		free(errs);
+	struct mx_config *cfg = load_ok(MINIMAL);
+	if (!cfg)
 		return;
-	}
 	CHECK_EQ(cfg->nlistens, 1);
 	CHECK_STR(cfg->listens[0].host, "127.0.0.1");
 	CHECK_EQ(cfg->listens[0].port, 2525);
@@ -192,14 +200,9 @@ UNIT_TEST(every_option)
 	         "  max_dns_lookups = 2\n"
 	         "  dns_timeout = 3\n"
 	         "}\n", script);
-	char *errs = NULL;
-	struct mx_config *cfg = load(text, &errs);
-	CHECK(cfg != NULL);
-	if (!cfg) {
-		fprintf(stderr, "%s", errs);
-		free(errs);
+	struct mx_config *cfg = load_ok(text);
+	if (!cfg)
 		return;
-	}
 	char path[160];
 	CHECK_STR(cfg->hostname, "MX.Example.Test");
 	CHECK_STR(cfg->user, "root");
@@ -286,14 +289,9 @@ UNIT_TEST(limits_fall_back_innermost_wins)
 		"  Listen \"[::]:3\" { }\n"
 		"  Idle_Time = 50  Proxy_Timeout = 3\n"
 		"}\n";
-	char *errs = NULL;
-	struct mx_config *cfg = load(t, &errs);
-	CHECK(cfg != NULL);
-	if (!cfg) {
-		fprintf(stderr, "%s", errs);
-		free(errs);
+	struct mx_config *cfg = load_ok(t);
+	if (!cfg)
 		return;
-	}
 	CHECK_EQ(cfg->nlistens, 3);
 	CHECK_EQ(cfg->listens[0].limits.idle_time, 1);
 	CHECK_EQ(cfg->listens[0].limits.max_errors, 7);
@@ -591,14 +589,9 @@ UNIT_TEST(valid_recipients_lookup)
 {
 	write_file("rcpt", "# mailboxes\n\n  Alice@Example.TEST  \nbob@example.test\r\n"
 	                   "bob@example.test\n\"john doe\"@example.test\n@other.test.\n");
-	char *errs = NULL;
-	struct mx_config *cfg = load(RCPT_CONF, &errs);
-	CHECK(cfg != NULL);
-	if (cfg == NULL) {
-		fprintf(stderr, "%s", errs ? errs : "");
-		free(errs);
+	struct mx_config *cfg = load_ok(RCPT_CONF);
+	if (cfg == NULL)
 		return;
-	}
 	const struct mx_recipients *r = cfg->recipients;
 	CHECK(r != NULL);
 	CHECK_EQ(mx_recipients_count(r), 4); /* bob once */
@@ -635,16 +628,14 @@ UNIT_TEST(valid_recipients_errors)
 	             "T/t.conf:4: Valid_Recipients \"T/missing\": No such file or directory\n");
 	/* an empty file is valid: only postmaster is taken */
 	write_file("rcpt3", "# nobody yet\n");
-	char *errs = NULL;
-	struct mx_config *cfg = load(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
-	                                     "Valid_Recipients = \"rcpt3\"\n", &errs);
+	struct mx_config *cfg = load_ok(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                                        "Valid_Recipients = \"rcpt3\"\n");
 	CHECK(cfg != NULL && cfg->recipients != NULL);
-	if (cfg) {
+	if (cfg && cfg->recipients) {
 		CHECK_EQ(mx_recipients_count(cfg->recipients), 0);
 		CHECK(!mx_recipients_has(cfg->recipients, "a", "example.test"));
 	}
 	mx_config_free(cfg);
-	free(errs);
 }
 
 UNIT_TEST(valid_recipients_aliases)
@@ -655,15 +646,10 @@ UNIT_TEST(valid_recipients_aliases)
 	                     "abuse@example.test alice@example.test\n" /* same twice: fine */
 	                     "@other.test\talice@example.test\n"
 	                     "\"john doe\"@example.test bob@example.test\n");
-	char *errs = NULL;
-	struct mx_config *cfg = load(MINIMAL "Relay_Domains = ( \"example.test\" \"other.test\" )\n"
-	                                     "Valid_Recipients = \"ralias\"\n", &errs);
-	CHECK(cfg != NULL);
-	if (cfg == NULL) {
-		fprintf(stderr, "%s", errs ? errs : "");
-		free(errs);
+	struct mx_config *cfg = load_ok(MINIMAL "Relay_Domains = ( \"example.test\" \"other.test\" )\n"
+	                                        "Valid_Recipients = \"ralias\"\n");
+	if (cfg == NULL)
 		return;
-	}
 	const struct mx_recipients *r = cfg->recipients;
 	const char *t = "x";
 	CHECK(mx_recipients_lookup(r, "alice", "example.test", &t) && t == NULL);
@@ -706,21 +692,16 @@ UNIT_TEST(valid_recipients_aliases)
 
 UNIT_TEST(recipient_delimiter)
 {
-	char *errs = NULL;
-	struct mx_config *cfg = load(MINIMAL "Recipient_Delimiter = \"+-\"\n", &errs);
-	CHECK(cfg != NULL);
-	if (cfg == NULL) {
-		free(errs);
+	struct mx_config *cfg = load_ok(MINIMAL "Recipient_Delimiter = \"+-\"\n");
+	if (cfg == NULL)
 		return;
-	}
 	CHECK_EQ(mx_config_mailbox_len(cfg, "bob+lists"), 3);
 	CHECK_EQ(mx_config_mailbox_len(cfg, "bob-x+y"), 3);
 	CHECK_EQ(mx_config_mailbox_len(cfg, "bob"), 3);
 	CHECK_EQ(mx_config_mailbox_len(cfg, "+tag"), 4);        /* nothing left: whole */
 	CHECK_EQ(mx_config_mailbox_len(cfg, "\"a+b c\""), 7);  /* quoted: whole */
 	mx_config_free(cfg);
-	cfg = load(MINIMAL, &errs);
-	CHECK(cfg != NULL);
+	cfg = load_ok(MINIMAL);
 	if (cfg)
 		CHECK_EQ(mx_config_mailbox_len(cfg, "bob+lists"), 9); /* unset: whole */
 	mx_config_free(cfg);
