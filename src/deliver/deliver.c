@@ -856,7 +856,7 @@ static bool commit_spooled(struct deliver *d, struct job_work **w, size_t n)
 			}
 			/* Durable in the spool already (the client gets its 250):
 			 * keep the segment; the checkpointer retries (place_pinned). */
-			spool_pin(d->spool, seg);
+			spool_set_pinned(d->spool, seg, true);
 			log_event(LOG_ERR, "maildir_error",
 			          "op=rename path=\"%s\" error=\"%s\" queue_id=%s note=\"kept in the "
 			          "spool, placed again later\"",
@@ -1053,7 +1053,7 @@ static int place_pinned(struct deliver *d, int seg, bool other_dev)
 		          c.err[0] ? c.err : strerror(-r), (next_ms + 999) / 1000);
 		return 1;
 	}
-	spool_unpin(d->spool, seg);
+	spool_set_pinned(d->spool, seg, false);
 	log_event(LOG_NOTICE, "spool_retry",
 	          "segment=%d result=ok records=%zu present=%zu moved_to_cur=%zu written=%zu", seg,
 	          nrecs, c.present, c.moved, c.written);
@@ -1074,7 +1074,7 @@ static void checkpoint(struct deliver *d, int seg, bool other_dev)
 		r = spool_mark_clean(d->spool, seg);
 	if (r != 0) {
 		/* the records stay: retried, or replayed at the next start */
-		spool_pin(d->spool, seg);
+		spool_set_pinned(d->spool, seg, true);
 		log_event(LOG_ERR, "spool_error", "op=checkpoint segment=%d error=\"%s\"", seg,
 		          strerror(-r));
 		pthread_mutex_lock(&d->mu);

@@ -494,10 +494,10 @@ int spool_mark_clean(struct spool *sp, int seg)
 	return r;
 }
 
-void spool_pin(struct spool *sp, int seg)
+void spool_set_pinned(struct spool *sp, int seg, bool pinned)
 {
 	pthread_mutex_lock(&sp->mu);
-	sp->seg[seg].pinned = true;
+	sp->seg[seg].pinned = pinned;
 	pthread_mutex_unlock(&sp->mu);
 }
 
@@ -507,13 +507,6 @@ bool spool_pinned(struct spool *sp, int seg)
 	bool p = sp->seg[seg].pinned;
 	pthread_mutex_unlock(&sp->mu);
 	return p;
-}
-
-void spool_unpin(struct spool *sp, int seg)
-{
-	pthread_mutex_lock(&sp->mu);
-	sp->seg[seg].pinned = false;
-	pthread_mutex_unlock(&sp->mu);
 }
 
 int spool_active(const struct spool *sp)

@@ -98,12 +98,11 @@ int spool_rotate(struct spool *sp);
 /* Segment `seg` needs no replay any more (its records' files are synced). */
 int spool_mark_clean(struct spool *sp, int seg);
 
-/* Keep segment `seg` DIRTY (a record in it could not be placed in the
- * Maildir): spool_mark_clean leaves it alone until spool_unpin, and if the
- * process ends first the next start replays it. */
-void spool_pin(struct spool *sp, int seg);
+/* Pinned: keep segment `seg` DIRTY (a record in it could not be placed in
+ * the Maildir): spool_mark_clean leaves it alone until it is unpinned, and
+ * if the process ends first the next start replays it. */
+void spool_set_pinned(struct spool *sp, int seg, bool pinned);
 bool spool_pinned(struct spool *sp, int seg);
-void spool_unpin(struct spool *sp, int seg);
 
 /* spool_replay for one segment that is not the active one (the
  * checkpointer's retry of a pinned segment, while the committer appends to

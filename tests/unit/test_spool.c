@@ -202,7 +202,7 @@ UNIT_TEST(pinned_segment_stays_dirty)
 {
 	struct spool *sp = fresh();
 	CHECK(append_one(sp, "d/a/new/stuck", 's', 10) == 0);
-	spool_pin(sp, 0);
+	spool_set_pinned(sp, 0, true);
 	int old = spool_rotate(sp);
 	CHECK(old == 0);
 	CHECK(spool_mark_clean(sp, old) == 0); /* a no-op for a pinned one */
@@ -219,7 +219,7 @@ UNIT_TEST(a_pinned_segment_is_read_alone_and_unpinned)
 	struct spool *sp = fresh();
 	CHECK(append_one(sp, "d/a/new/stuck", 's', 10) == 0);
 	CHECK(append_one(sp, "d/a/new/also", 'a', 20) == 0);
-	spool_pin(sp, 0);
+	spool_set_pinned(sp, 0, true);
 	CHECK(spool_pinned(sp, 0) && !spool_pinned(sp, 1));
 	CHECK(spool_rotate(sp) == 0);
 	CHECK(append_one(sp, "d/a/new/other", 'o', 10) == 0); /* into segment 1 */
@@ -233,7 +233,7 @@ UNIT_TEST(a_pinned_segment_is_read_alone_and_unpinned)
 	CHECK_STR(s.paths[1], "d/a/new/also");
 	CHECK(s.lens[1] == 20 && s.first_bytes[1] == 'a');
 	/* placed: unpinned, it can be marked clean and used again */
-	spool_unpin(sp, 0);
+	spool_set_pinned(sp, 0, false);
 	CHECK(!spool_pinned(sp, 0));
 	CHECK(spool_mark_clean(sp, 0) == 0);
 	CHECK(spool_rotate(sp) == 1);
