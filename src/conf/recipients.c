@@ -142,6 +142,7 @@ static const char *bad_local(const char *local)
 }
 
 static const char E_NOT_OURS[] = "names a domain that is not in Relay_Domains";
+static const char E_NOMEM[] = "out of memory";
 
 /* Split "local@domain" (or "@domain" when may_be_domain) in place: a
  * lower-cased domain in dom, *local pointing into text ("" for "@domain").
@@ -180,7 +181,7 @@ static const char *parse_targets(char *list, mx_recipients_domain_fn accepts, vo
 	size_t cap = strlen(list) + 1, n = 0, count = 0;
 	char *res = malloc(cap);
 	if (res == NULL)
-		return "out of memory";
+		return E_NOMEM;
 	for (char *item = list, *next; item != NULL; item = next) {
 		next = strchr(item, ',');
 		if (next)
@@ -192,7 +193,7 @@ static const char *parse_targets(char *list, mx_recipients_domain_fn accepts, vo
 		}
 		if (++count > RCPT_MAX_TARGETS) {
 			free(res);
-			return "has more than 32 targets";
+			return "has more than " RCPT_STR(RCPT_MAX_TARGETS) " targets";
 		}
 		char dom[RCPT_DOMAIN_MAX + 1];
 		const char *local = "";
@@ -201,9 +202,9 @@ static const char *parse_targets(char *list, mx_recipients_domain_fn accepts, vo
 			free(res);
 			if (why == E_NOT_OURS)
 				return "has a target whose domain is not in Relay_Domains";
-			return *local != '\0' && bad_local(local) != NULL
-			           ? "has a target with a bad local part"
-			           : "has a target that is not local@domain";
+			/* parse_address sets local just before judging it */
+			return *local != '\0' ? "has a target with a bad local part"
+			                       : "has a target that is not local@domain";
 		}
 		n += (size_t)snprintf(res + n, cap - n, "%s%s@%s", n ? "," : "", local, dom);
 	}
@@ -245,7 +246,7 @@ static int add_entry(struct mx_recipients *r, char *entry, size_t *acap, size_t 
 			return 1;
 		}
 		if ((*why = parse_targets(rest, o->accepts, o->arg, &targets)) != NULL)
-			return strcmp(*why, "out of memory") == 0 ? -1 : 1;
+			return *why == E_NOMEM ? -1 : 1;
 	}
 	char *key;
 	bool ok;

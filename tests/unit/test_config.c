@@ -665,9 +665,17 @@ UNIT_TEST(valid_recipients_aliases)
 	CHECK(!mx_recipients_lookup(r, "bob", "example.test", &t));
 	mx_config_free(cfg);
 
-	write_file("ralias2", "a@example.test b@elsewhere.test\n"
-	                      "c@example.test b@example.test,,d@example.test\n"
-	                      "e@example.test x y@example.test\n");
+	char many[40 * 20 + 64];
+	int n = snprintf(many, sizeof many, "m@example.test ");
+	for (int i = 0; i < 33; i++)
+		n += snprintf(many + n, sizeof many - (size_t)n, "%st%d@example.test", i ? "," : "", i);
+	char text[sizeof many + 256];
+	snprintf(text, sizeof text, "a@example.test b@elsewhere.test\n"
+	                            "c@example.test b@example.test,,d@example.test\n"
+	                            "e@example.test x y@example.test\n"
+	                            "k@example.test a..b@example.test\n"
+	                            "l@example.test nolocal\n%s\n", many);
+	write_file("ralias2", text);
 	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
 	                     "Valid_Recipients = \"ralias2\"\n",
 	             "T/ralias2:1: \"a@example.test b@elsewhere.test\" has a target whose domain is "
@@ -675,7 +683,12 @@ UNIT_TEST(valid_recipients_aliases)
 	             "T/ralias2:2: \"c@example.test b@example.test,,d@example.test\" has a target "
 	             "that is not one address (targets: a@d, b@d)\n"
 	             "T/ralias2:3: \"e@example.test x y@example.test\" has a target that is not one "
-	             "address (targets: a@d, b@d)\n");
+	             "address (targets: a@d, b@d)\n"
+	             "T/ralias2:4: \"k@example.test a..b@example.test\" has a target with a bad local "
+	             "part\n"
+	             "T/ralias2:5: \"l@example.test nolocal\" has a target that is not local@domain\n"
+	             "T/ralias2:6: \"m@example.test t0@example.test,t1@example.test,t2@example.test,t3@example.test,\" "
+	             "has more than 32 targets\n");
 	write_file("ralias3", "f@example.test g@example.test\nf@example.test h@example.test\n");
 	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
 	                     "Valid_Recipients = \"ralias3\"\n",
