@@ -490,7 +490,8 @@ static void job_write(struct deliver *d, struct job_work *w)
 		nboxes += count_targets(&job->rcpts[i]);
 	w->files = xcalloc(nboxes, sizeof *w->files);
 	for (size_t i = 0; i < job->nrcpts; i++) {
-		for (size_t t = 0; t < count_targets(&job->rcpts[i]); t++) {
+		size_t nt = count_targets(&job->rcpts[i]);
+		for (size_t t = 0; t < nt; t++) {
 			if (!rcpt_mailbox(d->maildir, &job->rcpts[i], t, path, sizeof path)) {
 				set_detail(job, DELIVER_PERMFAIL, "maildir: mailbox path too long");
 				job_rollback(w);
@@ -737,6 +738,16 @@ static void ts_now(struct timespec *ts)
 	clock_gettime(CLOCK_MONOTONIC, ts);
 }
 
+static void ts_add_ms(struct timespec *ts, unsigned ms)
+{
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 /* Hand a segment left behind by a rotation to the checkpointer. */
 static void hand_checkpoint(struct deliver *d, int seg)
 {
@@ -771,9 +782,7 @@ static void spool_idle_wait(struct deliver *d)
 		return;
 	}
 	struct timespec dl = d->last_append, now;
-	dl.tv_nsec += (long)DELIVER_SPOOL_IDLE_MS * 1000000L;
-	dl.tv_sec += dl.tv_nsec / 1000000000L;
-	dl.tv_nsec %= 1000000000L;
+	ts_add_ms(&dl, DELIVER_SPOOL_IDLE_MS);
 	ts_now(&now);
 	if (now.tv_sec < dl.tv_sec || (now.tv_sec == dl.tv_sec && now.tv_nsec < dl.tv_nsec)) {
 		pthread_cond_timedwait(&d->cv, &d->mu, &dl);
@@ -1008,12 +1017,7 @@ static unsigned retry_later(struct deliver *d, int seg, bool other_dev)
 	              : d->retry_ms >= DELIVER_RETRY_MAX_MS / 2 ? DELIVER_RETRY_MAX_MS
 	                                                        : d->retry_ms * 2;
 	ts_now(&d->retry_at);
-	d->retry_at.tv_sec += d->retry_ms / 1000;
-	d->retry_at.tv_nsec += (long)(d->retry_ms % 1000) * 1000000L;
-	if (d->retry_at.tv_nsec >= 1000000000L) {
-		d->retry_at.tv_sec++;
-		d->retry_at.tv_nsec -= 1000000000L;
-	}
+	ts_add_ms(&d->retry_at, d->retry_ms);
 	return d->retry_ms;
 }
 
