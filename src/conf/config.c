@@ -403,6 +403,7 @@ static const struct opt_def global_opts[] = {
 	{"Valid_Recipients", OPT_PATH, CFG(valid_recipients), 0, 0, NULL, NULL, NULL},
 	{"Recipient_Delimiter", OPT_STRING, CFG(recipient_delimiter), 0, 0, NULL, check_delimiter,
 	 NULL},
+	{"Min_Free_Space", OPT_SIZE, CFG(min_free_space), 0, 0, NULL, NULL, NULL},
 };
 #define N_GLOBAL (sizeof global_opts / sizeof global_opts[0])
 /* indexes into global_opts, for the cross-option checks */
@@ -1125,6 +1126,7 @@ static struct mx_config *config_new(const char *path)
 	cfg->fsync = true;
 	cfg->bare_lf = MX_BARE_LF_REJECT;
 	cfg->shutdown_grace = 30;
+	cfg->min_free_space = 100ULL * 1024 * 1024;
 	cfg->audit.max_tracked = 1000000;
 	return cfg;
 }

@@ -125,6 +125,8 @@ struct mx_config {
 	char *maildir;              /* Maildir: root of MAILDIR/<domain>/<local>/ */
 	char *relay_target;         /* Relay_Target: "host:port" of the downstream MTA */
 	bool fsync;                 /* Fsync = false only for throwaway test setups */
+	uint64_t min_free_space;    /* Min_Free_Space: bytes kept free under Maildir;
+	                             * MAIL gets 452 4.3.1 below it (0 = only SIZE counts) */
 
 	char *tls_certificate;      /* TLS_Certificate, PEM; NULL = self-signed on first start */
 	char *tls_key;              /* TLS_Key */

@@ -120,6 +120,19 @@ char *mx_metrics_render(void *arg)
 	        (unsigned long long)st->relay_denied);
 	fprintf(f, "mxsieve_recipients_refused_total{reason=\"unknown\"} %llu\n",
 	        (unsigned long long)st->unknown_rcpts);
+	one(f, "mxsieve_storage_refused_total", "counter",
+	    "452 4.3.1: MAIL refused under Min_Free_Space, or a message refused because the "
+	    "Maildir filesystem was full.",
+	    st->storage_refused);
+	uint64_t free_bytes, free_inodes;
+	if (srv->smtp.deliver && deliver_free_space(srv->smtp.deliver, &free_bytes, &free_inodes)) {
+		one(f, "mxsieve_maildir_free_bytes", "gauge",
+		    "Bytes available under the Maildir root (statvfs, read at most once a second "
+		    "when a MAIL comes).",
+		    free_bytes);
+		one(f, "mxsieve_maildir_free_inodes", "gauge",
+		    "Inodes available under the Maildir root (each message is a file).", free_inodes);
+	}
 	one(f, "mxsieve_tarpits_total", "counter", "Replies delayed by a policy tarpit.", st->tarpits);
 	one(f, "mxsieve_policy_runs_total", "counter", "Policy scripts run.", st->policy_runs);
 	one(f, "mxsieve_policy_errors_total", "counter", "Policy runs that ended in a runtime error.",

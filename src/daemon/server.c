@@ -399,6 +399,7 @@ static char *ctl_summary(void *arg, int argc, char **argv)
 		snprintf(out, 1024,
 		         "sessions: %u\ntarpitted: %llu\nconnections: %llu\nmessages: %llu\n"
 		         "refused: %llu\nrelay_denied: %llu\nunknown_recipients: %llu\n"
+		         "storage_refused: %llu\n"
 		         "concurrency_refused: %llu\nproxy_errors: %llu\n"
 		         "early_talkers: %llu\ntls: %llu\ntarpits: %llu\npolicy_runs: %llu\n"
 		         "policy_errors: %llu\naudit_live_addresses: %llu\n"
@@ -406,7 +407,8 @@ static char *ctl_summary(void *arg, int argc, char **argv)
 		         srv->smtp.nsessions, (unsigned long long)st->tarpitted_now,
 		         (unsigned long long)st->connections, (unsigned long long)st->messages,
 		         (unsigned long long)st->refused, (unsigned long long)st->relay_denied,
-		         (unsigned long long)st->unknown_rcpts, (unsigned long long)st->cap_refused,
+		         (unsigned long long)st->unknown_rcpts, (unsigned long long)st->storage_refused,
+		         (unsigned long long)st->cap_refused,
 		         (unsigned long long)st->proxy_errors, (unsigned long long)st->early_talkers,
 		         (unsigned long long)st->tls, (unsigned long long)st->tarpits,
 		         (unsigned long long)st->policy_runs, (unsigned long long)st->policy_errors,

@@ -87,6 +87,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <time.h>
@@ -176,6 +177,11 @@ struct deliver {
 	bool retry_other_dev;
 	unsigned retry_ms;      /* the wait before that retry; doubles */
 	struct timespec retry_at;
+	/* free space under the Maildir root (loop thread only) */
+	uint64_t room_read_ms;  /* when statvfs last ran; 0 = never */
+	bool room_known;        /* that read worked */
+	bool room_low;          /* under the reserve at the last read */
+	uint64_t room_bytes, room_inodes;
 };
 
 /* ---- small helpers ---- */
@@ -439,6 +445,7 @@ static void job_rollback(struct job_work *w)
 static void job_fail(struct job_work *w, const char *what, const char *path, int err)
 {
 	set_detail(w->job, DELIVER_TEMPFAIL, "maildir %s %s: %s", what, path, strerror(err));
+	w->job->no_space = err == ENOSPC || err == EDQUOT;
 	job_rollback(w);
 }
 
@@ -600,6 +607,7 @@ static struct job_work *work_write(struct deliver *d, struct deliver_job *j)
 	struct job_work *w = xcalloc(1, sizeof *w);
 	w->job = j;
 	j->status = DELIVER_OK;
+	j->no_space = false;
 	j->detail[0] = '\0';
 	job_write(d, w);
 	if (!w->failed && d->fsync) {
@@ -1834,6 +1842,59 @@ struct deliver *deliver_create(struct event_base *base, const struct mx_config *
 		                                                                  : "mx-write");
 	}
 	return d;
+}
+
+/* Read the free space under the Maildir root again if the last read is a
+ * second old (loop thread). */
+static void room_read(struct deliver *d)
+{
+	uint64_t now = mx_now_ms();
+	if (d->room_read_ms != 0 && now - d->room_read_ms < 1000)
+		return;
+	d->room_read_ms = now;
+	struct statvfs sv;
+	if (statvfs(d->maildir, &sv) != 0) {
+		if (d->room_known)
+			log_event(LOG_WARNING, "storage_unknown", "path=\"%s\" error=\"%s\"", d->maildir,
+			          strerror(errno));
+		d->room_known = false;
+		return;
+	}
+	d->room_known = true;
+	d->room_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	/* a filesystem without an inode count (f_files 0) never runs out */
+	d->room_inodes = sv.f_files == 0 ? UINT64_MAX : (uint64_t)sv.f_favail;
+}
+
+bool deliver_has_room(struct deliver *d, uint64_t size, uint64_t reserve)
+{
+	if (d->mode == MX_DELIVERY_RELAY)
+		return true;
+	room_read(d);
+	if (!d->room_known)
+		return true;
+	bool low = d->room_bytes < reserve || d->room_inodes < DELIVER_MIN_INODES;
+	if (low != d->room_low) {
+		d->room_low = low;
+		log_event(low ? LOG_WARNING : LOG_NOTICE, low ? "storage_low" : "storage_ok",
+		          "path=\"%s\" free_bytes=%llu reserve=%llu free_inodes=%llu", d->maildir,
+		          (unsigned long long)d->room_bytes, (unsigned long long)reserve,
+		          (unsigned long long)d->room_inodes);
+	}
+	if (low)
+		return false;
+	/* room_bytes - reserve >= 1.5 x size, without overflow */
+	uint64_t spare = d->room_bytes - reserve;
+	return size <= spare && spare - size >= size / 2;
+}
+
+bool deliver_free_space(struct deliver *d, uint64_t *bytes, uint64_t *inodes)
+{
+	if (d->mode == MX_DELIVERY_RELAY || !d->room_known)
+		return false;
+	*bytes = d->room_bytes;
+	*inodes = d->room_inodes;
+	return true;
 }
 
 void deliver_submit(struct deliver *d, struct deliver_job *job,

@@ -52,6 +52,8 @@ struct deliver_job {
 	size_t len;
 	/* filled by the worker */
 	enum deliver_status status;
+	bool no_space;              /* TEMPFAIL because the store is full (ENOSPC,
+	                             * EDQUOT): the session answers 452 4.3.1 */
 	char detail[256];           /* reason for logs and for the reply on failure */
 	/* private to deliver.c */
 	void (*done)(struct deliver_job *job, void *arg);
@@ -74,6 +76,20 @@ struct deliver_stats {
 	double lat_sum_s;
 };
 void deliver_get_stats(struct deliver *d, struct deliver_stats *out);
+
+/* Room in the Maildir store (loop thread): false when the filesystem under
+ * the Maildir root has less than reserve + 1.5 x size bytes available to
+ * us (size: the client's SIZE, 0 when it gave none), or fewer than
+ * DELIVER_MIN_INODES free inodes (each message is a file). Free space is
+ * read with statvfs() at most once a second; when it cannot be read, or
+ * for relay delivery, there is room. A change between "low" (less than
+ * the reserve alone) and "ok" is logged once (event=storage_low / storage_ok). */
+#define DELIVER_MIN_INODES 1000
+bool deliver_has_room(struct deliver *d, uint64_t size, uint64_t reserve);
+
+/* What the last deliver_has_room read: bytes and inodes available, false
+ * when nothing was read yet (or relay). */
+bool deliver_free_space(struct deliver *d, uint64_t *bytes, uint64_t *inodes);
 
 /* Start the workers for cfg (Maildir root or relay target): `threads` of
  * them for relay and for Maildir without the spool; with Fsync on, open the

@@ -1065,8 +1065,14 @@ static void deliver_done(struct deliver_job *job, void *arg)
 			          job->nrcpts, (unsigned long long)s->tx->size);
 		break;
 	case DELIVER_TEMPFAIL:
-		reply(s, "451 4.3.0 Error: could not store the message, try again later");
 		s->srv->stats.refused++;
+		if (job->no_space) {
+			s->srv->stats.storage_refused++;
+			reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
+			log_reject(s, "deliver", 452, job->detail);
+			break;
+		}
+		reply(s, "451 4.3.0 Error: could not store the message, try again later");
 		log_reject(s, "deliver", 451, job->detail);
 		break;
 	default:
@@ -1264,15 +1270,17 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_command *c)
 	run_phase(s);
 }
 
+/* RFC 1870 size-value, 1*20DIGIT; a value past 2^64-1 reads as 2^64-1. */
 static bool parse_size(const char *v, size_t n, uint64_t *out)
 {
 	uint64_t x = 0;
-	if (n == 0 || n > 18)
+	if (n == 0 || n > 20)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		if (v[i] < '0' || v[i] > '9')
 			return false;
-		x = x * 10 + (uint64_t)(v[i] - '0');
+		unsigned dgt = (unsigned)(v[i] - '0');
+		x = x > (UINT64_MAX - dgt) / 10 ? UINT64_MAX : x * 10 + dgt;
 	}
 	*out = x;
 	return true;
@@ -1319,6 +1327,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		path_error(s, e, true);
 		return;
 	}
+	uint64_t declared = 0; /* SIZE=, 0 when not given */
 	for (size_t i = 0; i < p.nparams; i++) {
 		const struct smtp_param *pa = &p.params[i];
 		uint64_t size;
@@ -1336,6 +1345,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 				reply_error(s, true, "552 5.3.4 Error: message size exceeds fixed maximum message size");
 				return;
 			}
+			declared = size;
 		} else if (smtp_param_is(pa, "BODY")) {
 			if (!pa->value || !((pa->valuelen == 4 && !strncasecmp(pa->value, "7BIT", 4)) ||
 			                    (pa->valuelen == 8 && !strncasecmp(pa->value, "8BITMIME", 8)))) {
@@ -1352,6 +1362,13 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	}
 	if (p.utf8 && !utf8) {
 		reply_error(s, true, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	if (s->srv->deliver && !deliver_has_room(s->srv->deliver, declared, CFG(s)->min_free_space)) {
+		/* not the client's error: no Max_Errors count */
+		s->srv->stats.storage_refused++;
+		log_reject(s, "mailfrom", 452, "insufficient storage");
+		reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
 		return;
 	}
 	if (!pending_new(s, MX_PHASE_MAILFROM)) {

@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 
+import pol
 from mx import SLOW, Smtp, free_port, make_message
 
 SCRIPT = """\
@@ -97,6 +98,11 @@ def test_metrics_count_what_happened(msrv):
     assert after[("mxsieve_messages_accepted_total", "")] == 1
     assert after[("mxsieve_recipients_refused_total", '{reason="relay"}')] == 1
     assert after[("mxsieve_recipients_refused_total", '{reason="unknown"}')] == 1
+    assert after[("mxsieve_storage_refused_total", "")] == 0
+    # read by the MAILs above: this filesystem's free space, as statvfs says
+    st = os.statvfs(msrv.maildir)
+    assert abs(after[("mxsieve_maildir_free_bytes", "")] - st.f_bavail * st.f_frsize) < 2**30
+    assert after[("mxsieve_maildir_free_inodes", "")] > 0
     assert after[("mxsieve_policy_runs_total", "")] == 2
     assert after[("mxsieve_delivery_jobs_total", '{result="ok"}')] == 1
     assert after[("mxsieve_delivery_jobs_total", '{result="tempfail"}')] == 0
@@ -111,6 +117,21 @@ def test_metrics_count_what_happened(msrv):
     assert buckets[-1][0] == float("inf") and buckets[-1][1] == 1
     assert after[("mxsieve_delivery_seconds_count", "")] == 1
     assert 0 < after[("mxsieve_delivery_seconds_sum", "")] < 10
+
+
+def test_storage_refusals_are_counted(pol_factory):
+    port = free_port(v6=False)
+    srv = pol_factory(extra=f'Metrics_Listener {{ Listen "127.0.0.1:{port}" {{ }} }}\n',
+                      options={"Min_Free_Space": "1000000G"})
+    with Smtp("127.0.0.1", srv.port, timeout=10) as c:
+        c.ehlo()
+        for _ in range(2):
+            code, text = c.cmd("MAIL FROM:<a@example.test>")
+            assert (code, text[0][:5]) == (452, "4.3.1"), (code, text)
+    m, _ = parse(scrape(port))
+    assert m[("mxsieve_storage_refused_total", "")] == 2
+    assert m[("mxsieve_maildir_free_bytes", "")] < 1000000 * 2**30
+    assert pol.summary(srv.ctl("summary"))["storage_refused"] == 2
 
 
 def test_metrics_other_paths_and_methods(msrv):

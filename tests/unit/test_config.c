@@ -134,6 +134,7 @@ UNIT_TEST(minimal_and_defaults)
 	CHECK_EQ(cfg->bare_lf, MX_BARE_LF_REJECT);
 	CHECK(!cfg->early_talker_reject);
 	CHECK_EQ(cfg->shutdown_grace, 30);
+	CHECK_EQ(cfg->min_free_space, 100ULL << 20);
 	CHECK_EQ(cfg->log_level, LOG_INFO);
 	CHECK(!cfg->log_syslog);
 	CHECK(cfg->hostname != NULL && cfg->hostname[0]);
@@ -179,6 +180,7 @@ UNIT_TEST(every_option)
 	         "Bare_LF = normalize\n"
 	         "Early_Talker_Reject = on\n"
 	         "Shutdown_Grace = 7\n"
+	         "Min_Free_Space = 2G\n"
 	         "DNS_Server = \"127.0.0.1:5353\"\n"
 	         "Max_Message_Size = 10k\n"
 	         "Max_Recipients_Per_Message = 3\n"
@@ -226,6 +228,7 @@ UNIT_TEST(every_option)
 	CHECK_EQ(cfg->bare_lf, MX_BARE_LF_NORMALIZE);
 	CHECK(cfg->early_talker_reject);
 	CHECK_EQ(cfg->shutdown_grace, 7);
+	CHECK_EQ(cfg->min_free_space, 2ULL << 30);
 	CHECK_STR(cfg->dns_server, "127.0.0.1:5353");
 	CHECK_EQ(cfg->nlistens, 1);
 	CHECK_STR(cfg->listens[0].host, "*");
@@ -247,7 +250,7 @@ UNIT_TEST(every_option)
 	CHECK(cfg->sieve != NULL);
 	CHECK_STR(cfg->sieve->name, "default");
 	CHECK_STR(cfg->sieve->scripts[MX_PHASE_CONNECT][0].source, script);
-	CHECK_EQ(cfg->sieve->scripts[MX_PHASE_CONNECT][0].line, 31);
+	CHECK_EQ(cfg->sieve->scripts[MX_PHASE_CONNECT][0].line, 32);
 	CHECK_STR(cfg->sieve->scripts[MX_PHASE_DATA][1].source, script);
 	CHECK(cfg->sieve->scripts[MX_PHASE_EHLO][0].source == NULL);
 	CHECK_EQ(cfg->sieve->runtime_error, MX_RUNTIME_ERROR_CONTINUE);
