@@ -1,6 +1,9 @@
 """Acceptance 7: the command line: -V, -t on good and bad files, a bad start."""
 import re
+import shutil
 import subprocess
+
+import pytest
 
 from mx import BINARY, HarnessError, MxServer
 
@@ -151,6 +154,22 @@ def test_make_install_stages_daemon_man_unit_examples(tmp_path):
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
     for name in ("mxsieve.conf", "recipients", "policy/connect.sieve"):
         assert (dest / "usr/share/doc/mxsieve/examples" / name).exists(), name
+
+    # systemd's own checks of the unit (no systemd needs to run): every key
+    # known and every value parsed, with the daemon path made to exist
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    copy = tmp_path / "mxsieve.service"
+    copy.write_text(unit.replace("/usr/sbin/mxsieve", str(daemon)))
+    r = subprocess.run([analyze, "verify", "--man=no", str(copy)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr
+    # and its sandboxing: "OK" or better on systemd's exposure scale (under 5.0)
+    r = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(copy)],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout + r.stderr)
+    assert m and float(m.group(1)) < 5.0, r.stdout[-2000:] + r.stderr
 
 
 def test_contrib_production_config_checks_clean(tmp_path):
