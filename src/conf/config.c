@@ -416,6 +416,7 @@ enum {
 static const struct opt_def limit_opts[] = {
 	{"Max_Message_Size", OPT_SIZE, LIM(max_message_size), 0, 0, NULL, NULL, NULL},
 	{"Max_Recipients_Per_Message", OPT_UINT, LIM(max_recipients), 1, 100000, NULL, NULL, NULL},
+	{"Max_Received_Headers", OPT_UINT, LIM(max_received), 0, 10000, NULL, NULL, NULL},
 	{"Max_Receptions_Per_Connection", OPT_UINT, LIM(max_receptions), 0, 10000000, NULL, NULL, NULL},
 	{"Max_Errors", OPT_UINT, LIM(max_errors), 1, 10000, NULL, NULL, NULL},
 	{"Idle_Time", OPT_UINT, LIM(idle_time), 1, 86400, NULL, NULL, NULL},
@@ -1037,6 +1038,7 @@ static void walk_top(struct ctx *c, const struct conf_node *list)
 	glob.v.idle_time = 300;
 	glob.v.data_time = 600;
 	glob.v.listener_sessions = 0;
+	glob.v.max_received = 100;
 
 	for (const struct conf_node *n = list; n; n = n->next) {
 		if (n->kind == CONF_NODE_SCOPE)

@@ -35,6 +35,8 @@ struct mx_limits {
 	unsigned idle_time;                 /* Idle_Time, seconds */
 	unsigned data_time;                 /* Data_Time: idle limit inside DATA, seconds */
 	unsigned listener_sessions;         /* Listener_Sessions; 0 = none */
+	unsigned max_received;              /* Max_Received_Headers: more is a mail
+	                                     * loop (554 5.4.6); 0 = no check */
 };
 
 struct mx_listen {

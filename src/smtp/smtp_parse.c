@@ -299,6 +299,37 @@ static enum smtp_parse_error parse_params(const char *s, size_t len, struct smtp
 	return SMTP_PARSE_OK;
 }
 
+size_t smtp_count_received(const char *msg, size_t len, size_t stop)
+{
+	size_t n = 0, i = 0;
+
+	while (i < len && n < stop) {
+		const unsigned char *line = (const unsigned char *)msg + i;
+		const unsigned char *nl = memchr(line, '\n', len - i);
+		size_t ll = nl ? (size_t)(nl - line) : len - i;
+		if (ll && line[ll - 1] == '\r')
+			ll--;
+		if (ll == 0)
+			break; /* the empty line: the body follows */
+		if (line[0] != ' ' && line[0] != '\t') {
+			size_t k = 0;
+			while (k < ll && line[k] > 32 && line[k] < 127 && line[k] != ':')
+				k++;
+			size_t name_len = k;
+			while (k < ll && (line[k] == ' ' || line[k] == '\t'))
+				k++;
+			if (name_len == 0 || k == ll || line[k] != ':')
+				break; /* not a header field: the header section is over */
+			if (name_len == 8 && strncasecmp((const char *)line, "Received", 8) == 0)
+				n++;
+		}
+		if (!nl)
+			break;
+		i = (size_t)(nl - (const unsigned char *)msg) + 1;
+	}
+	return n;
+}
+
 bool smtp_param_is(const struct smtp_param *p, const char *key)
 {
 	return strlen(key) == p->keylen && strncasecmp(p->key, key, p->keylen) == 0;

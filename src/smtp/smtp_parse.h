@@ -104,6 +104,13 @@ bool smtp_utf8_valid(const char *s, size_t len);
  * A dot-string is copied as is. Returns false when out is too small. */
 bool smtp_local_canonical(const char *local, char *out, size_t outlen);
 
+/* How many "Received:" fields the header section of msg (CRLF lines, up to
+ * the first empty line or a line that is not a header field) holds,
+ * counting at most `stop` (the caller's limit + 1 is enough). Names are
+ * case-insensitive; blanks before the colon (RFC 5322 obsolete syntax)
+ * are allowed; folded continuation lines are not fields. */
+size_t smtp_count_received(const char *msg, size_t len, size_t stop);
+
 /* Case-insensitive comparison of a parameter's keyword. */
 bool smtp_param_is(const struct smtp_param *p, const char *key);
 

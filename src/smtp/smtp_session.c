@@ -109,6 +109,7 @@ struct smtp_tx {
 	size_t nrcpts, caprcpts;
 	char *buf;                  /* Return-Path + Received + body, CRLF */
 	size_t len, cap;
+	size_t data_off;            /* where the client's bytes start in buf */
 	uint64_t size;              /* body octets, as stored */
 	struct deliver_job *job;    /* owned by deliver while set */
 	char queue_id[24];
@@ -179,6 +180,7 @@ static const struct mx_limits default_limits = {
 	.max_message_size = 25u << 20,
 	.max_recipients = 100,
 	.max_errors = 20,
+	.max_received = 100,
 	.idle_time = 300,
 	.data_time = 600,
 };
@@ -1027,6 +1029,7 @@ static void start_message(struct smtp_session *s)
 	hdr_add(&h, date);
 	hdr_add(&h, "\r\n");
 	buf_add(tx, hdr, h.n);
+	tx->data_off = tx->len;
 	tx->started = true;
 	tx->bol_crlf = true;
 }
@@ -1143,6 +1146,17 @@ static void message_complete(struct smtp_session *s)
 		enter_state(s, SMTP_STATE_READY);
 		tx_end(s);
 		reply_error(s, true, "550 5.6.0 Error: message contains bare LF or CR (SMTP smuggling protection)");
+		return;
+	}
+	unsigned hops = s->limits->max_received;
+	if (hops && tx->len >= tx->data_off &&
+	    smtp_count_received(tx->buf + tx->data_off, tx->len - tx->data_off, hops + 1) > hops) {
+		/* RFC 5321 §6.3: a mail loop; the count is of the client's fields */
+		s->srv->stats.refused++;
+		log_reject(s, "data", 554, "too many Received headers");
+		enter_state(s, SMTP_STATE_READY);
+		tx_end(s);
+		reply_error(s, true, "554 5.4.6 Error: too many hops (Received headers), mail loop?");
 		return;
 	}
 	if (!pending_new(s, MX_PHASE_DATA)) {

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mx import ROOT, contains_data, dot_stuff, make_message, parse_message
+from mx import ROOT, contains_data, dot_stuff, make_message, parse_message, proxy_v1
 
 CAP = "421 4.4.5 Service unavailable, concurrency limit reached."
 
@@ -193,6 +193,54 @@ def test_size_refused_at_mail_and_at_end_of_data(mx_factory):
     assert len(raws) == 1 and contains_data(raws[0], small)
     assert any(e.get("event") in ("reject", "refuse", "refused", "message")
                for e in mx.events()), "a refused message should be logged"
+
+
+# --------------------------------------------------------------------------
+# Mail loops (RFC 5321 section 6.3)
+
+
+def with_hops(n, subject):
+    hops = "".join(f"Received: from hop{i}.example.test by hop{i + 1}.example.test;\r\n"
+                   f"\tTue, 24 Nov 2026 10:00:{i % 60:02d} +0000\r\n" for i in range(n))
+    return hops.encode() + make_message(subject=subject)[1]
+
+
+def test_too_many_received_headers_is_a_loop(mx_factory):
+    mx = mx_factory()  # the default, 100: what RFC 5321 asks at least
+    with mx.connect() as c:
+        c.ehlo()
+        c.send_message("a@example.test", ["loop@example.test"], with_hops(100, "100 hops"))
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<loop@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(with_hops(101, "101 hops") + b".\r\n")
+        assert_reply(c.reply(), 554, "5.4.6")
+        # BDAT is counted the same way
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<loop@example.test>", 250)
+        data = with_hops(101, "101 hops, BDAT")
+        c.send(f"BDAT {len(data)} LAST\r\n".encode() + data)
+        assert_reply(c.reply(), 554, "5.4.6")
+    raws = mx.wait_messages("loop@example.test", 1)
+    assert len(raws) == 1 and b"Subject: 100 hops" in raws[0]
+    rejects = [e for e in mx.events("reject") if e.get("phase") == "data"]
+    assert len(rejects) == 2 and all(e.get("code") == "554" for e in rejects), rejects
+
+
+def test_received_limit_per_listen_and_off(mx_factory):
+    mx = mx_factory(options={"Max_Received_Headers": 0}, listen_options={"Max_Received_Headers": 2})
+    with mx.connect() as c:  # the Listen says 2
+        c.ehlo()
+        c.send_message("a@example.test", ["loop@example.test"], with_hops(2, "two"))
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<loop@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(with_hops(3, "three") + b".\r\n")
+        assert_reply(c.reply(), 554, "5.4.6")
+    with mx.connect_proxy(proxy_v1("192.0.2.7", "192.0.2.1")) as c:  # global 0: no check
+        c.ehlo()
+        c.send_message("a@example.test", ["loop@example.test"], with_hops(500, "500"))
+    assert len(mx.wait_messages("loop@example.test", 2)) == 2
 
 
 # --------------------------------------------------------------------------

@@ -237,6 +237,30 @@ UNIT_TEST(local_canonical)
 	CHECK(!smtp_local_canonical("\"John Doe\"", small, sizeof small));
 }
 
+static size_t count(const char *msg, size_t stop)
+{
+	return smtp_count_received(msg, strlen(msg), stop);
+}
+
+UNIT_TEST(count_received)
+{
+	CHECK_EQ(count("", 10), 0);
+	CHECK_EQ(count("Subject: x\r\n\r\nReceived: in the body\r\n", 10), 0);
+	CHECK_EQ(count("Received: a\r\nreceived: b\r\nRECEIVED : c\r\n"
+	               "Received\t: d\r\nSubject: s\r\n\r\nReceived: body\r\n", 10), 4);
+	/* folded lines are one field; look-alike names are other fields */
+	CHECK_EQ(count("Received: from a\r\n\tby b\r\n Received: not a field\r\n"
+	               "X-Received: x\r\nReceived-SPF: pass\r\nReceivedx: y\r\n\r\n", 10), 1);
+	/* a line that is no header field ends the header section */
+	CHECK_EQ(count("Received: a\r\nnot a header\r\nReceived: b\r\n", 10), 1);
+	CHECK_EQ(count("Received: a\r\n: empty name\r\nReceived: b\r\n", 10), 1);
+	/* the last line may lack its CRLF; `stop` bounds the work */
+	CHECK_EQ(count("Received: a\r\nReceived: b", 10), 2);
+	CHECK_EQ(count("Received: a\r\nReceived: b\r\nReceived: c\r\n", 2), 2);
+	/* bare LF lines (Bare_LF = normalize stores CRLF, but be safe) */
+	CHECK_EQ(count("Received: a\nReceived: b\n\nReceived: c\n", 10), 2);
+}
+
 int main(void)
 {
 	return unit_run();
