@@ -1,7 +1,8 @@
 /*
  * fuzz_smtp_parse: libFuzzer target for the SMTP command and path parser.
  * Each input is one command line; MAIL/RCPT arguments go on to the path
- * parser, both as a reverse and a forward path.
+ * parser, both as a reverse and a forward path. The same bytes, read as
+ * a message, go to the Received counter (which must respect its stop).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,5 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool u8, lit;
 	(void)smtp_parse_domain(line, size, &u8, &lit);
 	(void)smtp_utf8_valid(line, size);
+	if (smtp_count_received(line, size, 3) > 3 ||
+	    smtp_count_received(line, size, SIZE_MAX) > size / 9)
+		abort(); /* each field takes at least "Received:" */
 	return 0;
 }
