@@ -81,6 +81,21 @@ static void delivery(FILE *f, struct deliver *d)
 	fprintf(f, "mxsieve_delivery_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
 	fprintf(f, "mxsieve_delivery_seconds_sum %.6f\n", ds.lat_sum_s);
 	fprintf(f, "mxsieve_delivery_seconds_count %llu\n", (unsigned long long)cum);
+	if (!ds.spool)
+		return;
+	one(f, "mxsieve_spool_pinned_segments", "gauge",
+	    "Spool segments holding messages answered 250 that are not all in their mailboxes "
+	    "yet (placed again with a growing wait); above 0 for long: look at the log.",
+	    ds.spool_pinned);
+	one(f, "mxsieve_spool_checkpoints_total", "counter",
+	    "Spool segments whose Maildir files were synced and that were marked clean.",
+	    ds.checkpoints);
+	family(f, "mxsieve_spool_retries_total", "counter",
+	       "Attempts to place a pinned segment's messages again, by result.");
+	fprintf(f, "mxsieve_spool_retries_total{result=\"ok\"} %llu\n",
+	        (unsigned long long)ds.retries_ok);
+	fprintf(f, "mxsieve_spool_retries_total{result=\"failed\"} %llu\n",
+	        (unsigned long long)ds.retries_failed);
 }
 
 char *mx_metrics_render(void *arg)

@@ -1055,8 +1055,10 @@ static int place_pinned(struct deliver *d, int seg, bool other_dev)
 	if (r == 0) {
 		d->retry_seg = -1;
 		d->retry_ms = 0;
+		d->stats.retries_ok++;
 	} else {
 		next_ms = retry_later(d, seg, other_dev);
+		d->stats.retries_failed++;
 	}
 	pthread_mutex_unlock(&d->mu);
 	if (r != 0) {
@@ -1084,7 +1086,11 @@ static void checkpoint(struct deliver *d, int seg, bool other_dev)
 		return; /* still pinned: retried later */
 	if (r == 0)
 		r = spool_mark_clean(d->spool, seg);
-	if (r != 0) {
+	if (r == 0) {
+		pthread_mutex_lock(&d->mu);
+		d->stats.checkpoints++;
+		pthread_mutex_unlock(&d->mu);
+	} else {
 		/* the records stay: retried, or replayed at the next start */
 		spool_set_pinned(d->spool, seg, true);
 		log_event(LOG_ERR, "spool_error", "op=checkpoint segment=%d error=\"%s\"", seg,
@@ -1541,6 +1547,10 @@ void deliver_get_stats(struct deliver *d, struct deliver_stats *out)
 	pthread_mutex_lock(&d->mu);
 	*out = d->stats;
 	pthread_mutex_unlock(&d->mu);
+	out->spool = d->spool != NULL;
+	out->spool_pinned = 0;
+	for (int seg = 0; d->spool && seg < 2; seg++)
+		out->spool_pinned += spool_pinned(d->spool, seg);
 }
 
 /* Hand finished jobs to the loop thread: one pipe byte when the done list

@@ -74,6 +74,12 @@ struct deliver_stats {
 	uint64_t rounds;                          /* commit rounds / relay batches */
 	uint64_t lat_buckets[DELIVER_LAT_BOUNDS + 1]; /* not cumulative; last = +Inf */
 	double lat_sum_s;
+	/* the write-ahead spool (Maildir with Fsync on) */
+	bool spool;                               /* in use (false: off, or never) */
+	unsigned spool_pinned;                    /* segments whose messages are not all
+	                                           * in their mailboxes yet (0-2) */
+	uint64_t checkpoints;                     /* segments synced and marked clean */
+	uint64_t retries_ok, retries_failed;      /* places of a pinned segment */
 };
 void deliver_get_stats(struct deliver *d, struct deliver_stats *out);
 

@@ -11,8 +11,9 @@ that cannot be placed sets the spool aside (kept, named in the log) instead
 of blocking the start.
 """
 import time
+import urllib.request
 
-from mx import make_message
+from mx import free_port, make_message
 
 
 def send_many(mx, rcpts_list):
@@ -148,13 +149,31 @@ def test_unplaceable_record_sets_the_spool_aside(mx_factory):
     assert mx.stop() == 0
 
 
+def spool_metrics(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    want = {"mxsieve_spool_pinned_segments": "pinned",
+            "mxsieve_spool_checkpoints_total": "checkpoints",
+            'mxsieve_spool_retries_total{result="ok"}': "ok",
+            'mxsieve_spool_retries_total{result="failed"}': "failed"}
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in want:
+            out[want[name]] = int(value)
+    return out
+
+
 def test_a_message_answered_250_but_not_placed_arrives_when_the_mailbox_works(mx_factory):
     """The rename into new/ fails after the spool made the message durable
     (here new/ is a file, not a folder): the client keeps its 250, the
     segment is pinned, and the checkpointer places it again with a growing
     wait until the mailbox works, without a restart. Then the segment is
     clean again: a restart replays nothing."""
-    mx = mx_factory(options={"Max_Receptions_Per_Connection": 0})
+    mport = free_port(v6=False)
+    mx = mx_factory(options={"Max_Receptions_Per_Connection": 0},
+                    extra=f'Metrics_Listener {{ Listen "127.0.0.1:{mport}" {{ }} }}\n')
+    assert spool_metrics(mport) == {"pinned": 0, "checkpoints": 0, "ok": 0, "failed": 0}
     box = mx.maildir / "example.test" / "stuck"
     for sub in ("tmp", "cur"):
         (box / sub).mkdir(parents=True)
@@ -168,10 +187,14 @@ def test_a_message_answered_250_but_not_placed_arrives_when_the_mailbox_works(mx
     # after the idle rotation the checkpointer tries, fails, and says when again
     failed = mx.wait_event("spool_retry", lambda e: e.get("result") == "failed", timeout=10)
     assert int(failed["next_s"]) >= 1, failed
+    m = spool_metrics(mport)  # what an alert on the endpoint sees
+    assert m["pinned"] == 1 and m["failed"] >= 1 and m["ok"] == 0, m
     (box / "new").unlink()
     (box / "new").mkdir()
     ok = mx.wait_event("spool_retry", lambda e: e.get("result") == "ok", timeout=15)
     assert int(ok["written"]) == 1, ok
+    m = spool_metrics(mport)
+    assert m["pinned"] == 0 and m["ok"] == 1 and m["checkpoints"] >= 1, m
     raws = mx.messages("stuck@example.test")
     assert len(raws) == 1 and b"Subject: stuck" in raws[0]
     # the spool works on both segments again, and nothing is left to replay
