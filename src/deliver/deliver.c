@@ -115,10 +115,17 @@
 #define DELIVER_RETRY_FIRST_MS 1000
 #define DELIVER_RETRY_MAX_MS 300000
 
+/* XFORWARD attributes (Postfix's XFORWARD_README) a downstream offers */
+enum {
+	XF_NAME = 1, XF_ADDR = 2, XF_PROTO = 4, XF_HELO = 8, XF_SOURCE = 16, XF_IDENT = 32,
+};
+
 struct relay_conn {
 	int fd;                 /* -1 when closed */
 	bool has_8bitmime;
 	bool has_smtputf8;
+	unsigned xforward;      /* XF_* the EHLO reply offered; 0 = no XFORWARD */
+	bool xforward_refused;  /* a refusal was logged on this connection */
 	char buf[8192];         /* reply bytes read but not consumed */
 	size_t len;
 };
@@ -1228,6 +1235,34 @@ static void set_timeout(int fd, unsigned seconds)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+/* Is the word at p (up to a blank or the end) `kw`, case-insensitively? */
+static bool word_is(const char *p, const char *kw)
+{
+	size_t n = strlen(kw);
+	return strncasecmp(p, kw, n) == 0 && (p[n] == '\0' || p[n] == ' ');
+}
+
+/* An EHLO keyword line (without the code): note what we use. */
+static void note_extension(struct relay_conn *rc, const char *kw)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} attrs[] = {
+		{"NAME", XF_NAME}, {"ADDR", XF_ADDR}, {"PROTO", XF_PROTO},
+		{"HELO", XF_HELO}, {"SOURCE", XF_SOURCE}, {"IDENT", XF_IDENT},
+	};
+	if (word_is(kw, "8BITMIME"))
+		rc->has_8bitmime = true;
+	else if (word_is(kw, "SMTPUTF8"))
+		rc->has_smtputf8 = true;
+	else if (word_is(kw, "XFORWARD"))
+		for (const char *p = strchr(kw, ' '); p; p = strchr(p + 1, ' '))
+			for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
+				if (word_is(p + 1, attrs[i].name))
+					rc->xforward |= attrs[i].bit;
+}
+
 /* Read one reply (all its lines). Returns the code, or -1 on a broken
  * connection; `text` gets the last line. */
 static int relay_reply(struct relay_conn *rc, unsigned timeout, char *text, size_t tlen)
@@ -1266,17 +1301,10 @@ static int relay_reply(struct relay_conn *rc, unsigned timeout, char *text, size
 		for (char *p = line; *p; p++)
 			if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
 				*p = '?';
-		if (line[3] == '-') {
-			if (strncasecmp(line + 4, "8BITMIME", 8) == 0)
-				rc->has_8bitmime = true;
-			if (strncasecmp(line + 4, "SMTPUTF8", 8) == 0)
-				rc->has_smtputf8 = true;
+		if (line[3] == '-' || line[3] == ' ')
+			note_extension(rc, line + 4);
+		if (line[3] == '-')
 			continue;
-		}
-		if (strlen(line) > 4 && strncasecmp(line + 4, "8BITMIME", 8) == 0)
-			rc->has_8bitmime = true;
-		if (strlen(line) > 4 && strncasecmp(line + 4, "SMTPUTF8", 8) == 0)
-			rc->has_smtputf8 = true;
 		size_t l = strlen(line) < tlen ? strlen(line) : tlen - 1;
 		memcpy(text, line, l);
 		text[l] = '\0';
@@ -1364,6 +1392,8 @@ static bool relay_open(struct deliver *d, struct relay_conn *rc, char *text, siz
 	}
 	rc->len = 0;
 	rc->has_8bitmime = rc->has_smtputf8 = false;
+	rc->xforward = 0;
+	rc->xforward_refused = false;
 	code = relay_reply(rc, RELAY_REPLY_TIMEOUT, text, tlen);
 	if (code != 220)
 		goto fail;
@@ -1416,6 +1446,91 @@ enum relay_outcome {
 	RELAY_BROKEN,     /* the connection died: maybe retry on a fresh one */
 };
 
+/* "KEY=value" with the value as xtext (RFC 3461: '+', '=' and bytes
+ * outside '!'..'~' as +XX), "[UNAVAILABLE]" for an empty value. Returns
+ * the length (out is big enough: a value is at most 255 bytes). */
+static size_t xtext_attr(char *out, const char *key, const char *v)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = (size_t)sprintf(out, "%s=", key);
+	if (*v == '\0')
+		v = "[UNAVAILABLE]";
+	for (size_t i = 0; v[i] && i < 255; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c < '!' || c > '~' || c == '+' || c == '=') {
+			out[n++] = '+';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 15];
+		} else {
+			out[n++] = (char)c;
+		}
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* Send one XFORWARD command: 0 sent (250, or a refusal: logged once a
+ * connection, since a refusal can be about one value - an IPv4-only
+ * Postfix refuses an IPv6 ADDR - and the next message may pass), -1 the
+ * connection died. */
+static int xforward_send(struct deliver *d, struct relay_conn *rc, char *cmd, size_t len,
+                         const struct deliver_job *job, char *text, size_t tlen)
+{
+	memcpy(cmd + len, "\r\n", 3);
+	int code = relay_cmd(rc, cmd, RELAY_REPLY_TIMEOUT, text, tlen);
+	if (code >= 0 && code != 250 && !rc->xforward_refused) {
+		char q[600];
+		log_event(LOG_WARNING, "relay_xforward",
+		          "target=%s queue_id=%s reply=%s note=\"sent without it; logged once a "
+		          "connection\"",
+		          d->relay_name, job->queue_id, log_quote(text, strlen(text), q, sizeof q));
+		rc->xforward_refused = true;
+	}
+	return code < 0 ? -1 : 0;
+}
+
+/* Tell the downstream who the client was (Postfix's XFORWARD: its logs,
+ * Received header and policies then name the real client, not us), with
+ * the attributes it offered, in commands of at most 512 octets. A refusal
+ * does not stop the message (the attributes only inform); -1: the
+ * connection died. */
+static int relay_xforward(struct deliver *d, struct relay_conn *rc, const struct deliver_job *job,
+                          char *text, size_t tlen)
+{
+	char addr[64], attr[6 + 3 * 255 + 8], cmd[512 + 3 * 255 + 16];
+	/* an IPv6 address as Postfix's own XFORWARD writes it: "IPV6:" first */
+	snprintf(addr, sizeof addr, "%s%s", strchr(job->client_addr, ':') ? "IPV6:" : "",
+	         job->client_addr);
+	const struct {
+		unsigned bit;
+		const char *key, *value;
+	} attrs[] = {
+		{XF_NAME, "NAME", ""}, /* no PTR lookups here: unavailable */
+		{XF_ADDR, "ADDR", job->client_addr[0] ? addr : ""},
+		{XF_PROTO, "PROTO", job->client_esmtp ? "ESMTP" : "SMTP"},
+		{XF_HELO, "HELO", job->client_helo},
+		{XF_SOURCE, "SOURCE", "REMOTE"},
+		{XF_IDENT, "IDENT", job->queue_id},
+	};
+	size_t len = 0;
+	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+		if (!(rc->xforward & attrs[i].bit))
+			continue;
+		size_t n = xtext_attr(attr, attrs[i].key, attrs[i].value);
+		if (len > 0 && len + 1 + n + 2 > 512) {
+			if (xforward_send(d, rc, cmd, len, job, text, tlen) < 0)
+				return -1;
+			len = 0;
+		}
+		if (len == 0)
+			len = (size_t)sprintf(cmd, "XFORWARD");
+		cmd[len++] = ' ';
+		memcpy(cmd + len, attr, n + 1);
+		len += n;
+	}
+	return len ? xforward_send(d, rc, cmd, len, job, text, tlen) : 0;
+}
+
 static enum relay_outcome relay_one(struct deliver *d, struct relay_conn *rc,
                                     struct deliver_job *job)
 {
@@ -1427,6 +1542,8 @@ static enum relay_outcome relay_one(struct deliver *d, struct relay_conn *rc,
 		utf8 = utf8 || has_8bit(job->rcpts[i].local, strlen(job->rcpts[i].local)) ||
 		       has_8bit(job->rcpts[i].domain, strlen(job->rcpts[i].domain));
 
+	if (rc->xforward && relay_xforward(d, rc, job, text, sizeof text) < 0)
+		return RELAY_BROKEN;
 	snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>%s%s\r\n", job->mail_from,
 	         eight && rc->has_8bitmime ? " BODY=8BITMIME" : "",
 	         utf8 && rc->has_smtputf8 ? " SMTPUTF8" : "");

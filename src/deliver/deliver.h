@@ -47,6 +47,10 @@ struct deliver_job {
 	char *mail_from;            /* reverse-path without <>, "" for the null sender */
 	struct deliver_rcpt *rcpts;
 	size_t nrcpts;
+	/* where it came from, for the next hop (relay: XFORWARD, when offered) */
+	char client_addr[48];       /* the client's address as text; "" = unknown */
+	char client_helo[256];      /* its HELO/EHLO name; "" = none given */
+	bool client_esmtp;          /* it said EHLO */
 	char *data;                 /* whole message, CRLF line ends; Maildir delivery
 	                             * frees it (NULL) once it holds its LF copy */
 	size_t len;

@@ -1110,6 +1110,9 @@ static void deliver_message(struct smtp_session *s)
 		return;
 	}
 	memcpy(job->queue_id, tx->queue_id, sizeof job->queue_id);
+	client_text(s, job->client_addr, sizeof job->client_addr);
+	snprintf(job->client_helo, sizeof job->client_helo, "%s", s->helo ? s->helo : "");
+	job->client_esmtp = s->esmtp;
 	job->mail_from = tx->mail_from;
 	job->rcpts = tx->rcpts;
 	job->nrcpts = tx->nrcpts;

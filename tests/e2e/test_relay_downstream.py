@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 
-from mx import free_port, make_message
+from mx import free_port, make_message, proxy_v1
 
 SINK = "/usr/sbin/smtp-sink"
 
@@ -213,7 +213,7 @@ class PostfixInstance:
         self.wrapper.kill()
 
 
-def start_postfix(root, procs):
+def start_postfix(root, procs, main_extra=""):
     assert os.geteuid() == 0, "a private Postfix instance needs root"
     assert os.access("/usr/sbin/postfix", os.X_OK), "postfix is not installed"
     d = root / "postfix"
@@ -222,7 +222,7 @@ def start_postfix(root, procs):
     shutil.chown(d / "vmail", "nobody", "nogroup")
     shutil.chown(d / "data", "postfix")
     port = free_port(v6=False)
-    (d / "conf" / "main.cf").write_text(POSTFIX_MAIN.format(d=d))
+    (d / "conf" / "main.cf").write_text(POSTFIX_MAIN.format(d=d) + main_extra)
     (d / "conf" / "master.cf").write_text(POSTFIX_MASTER.format(port=port))
     pf = PostfixInstance(d, port)
     procs.append(pf)
@@ -253,15 +253,62 @@ def test_relay_to_private_postfix(mx_factory, world_tmp, procs):
             msgid, data = make_message(body_lines=[f"message {i}", ".leading dot", "x" * 900])
             c.send_message("a@example.test", [f"pf{i}@example.test"], data)
             msgids.append((msgid, data))
-    deadline = time.monotonic() + 20
-    while len(list(new.glob("*")) if new.is_dir() else []) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    files = sorted(new.glob("*")) if new.is_dir() else []
-    assert len(files) == 3, f"Postfix delivered {len(files)} of 3; its log:\n" + \
-        (pf.d / "postfix.log").read_text()[-3000:]
+    files = wait_delivered(new, 3, pf)
     got = b"".join(f.read_bytes() for f in files)
     for msgid, data in msgids:
         body = data.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
         assert body in got, f"{msgid} not intact downstream"
     # our Received header travelled with the message, below Postfix's own
     assert b"by mx.e2e.test" in got and b"downstream.e2e.test" in got
+
+
+def wait_delivered(new, n, pf):
+    deadline = time.monotonic() + 20
+    while len(list(new.glob("*")) if new.is_dir() else []) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    files = sorted(new.glob("*")) if new.is_dir() else []
+    assert len(files) == n, f"Postfix delivered {len(files)} of {n}; its log:\n" + \
+        (pf.d / "postfix.log").read_text()[-3000:]
+    return files
+
+
+def send_as(mx, clients):
+    """One message per (source address, HELO), each through a PROXY header;
+    returns our queue ids."""
+    ids = []
+    for src, helo in clients:
+        dst = "2001:db8::1" if ":" in src else "192.0.2.1"
+        with mx.connect_proxy(proxy_v1(src, dst)) as c:
+            c.ehlo(helo)
+            _, data = make_message(subject=f"from {src}")
+            ids.append(c.send_message("a@example.test", ["pf@example.test"], data)[0].split()[-1])
+    return ids
+
+
+def test_relay_tells_postfix_the_real_client_with_xforward(mx_factory, world_tmp, procs):
+    """A downstream Postfix that trusts us with XFORWARD logs the real
+    client (here given by a PROXY header, IPv4 and IPv6) as orig_client, and
+    our queue id as orig_queue_id."""
+    pf, new = start_postfix(world_tmp, procs, "smtpd_authorized_xforward_hosts = 127.0.0.0/8\n"
+                            "inet_protocols = all\n")
+    mx = relay_server(mx_factory, f"127.0.0.1:{pf.port}")
+    ids = send_as(mx, [("192.0.2.7", "client.example.net"), ("2001:db8::7", "six.example.net")])
+    wait_delivered(new, 2, pf)
+    log = (pf.d / "postfix.log").read_text()
+    for ours, client in zip(ids, ("unknown[192.0.2.7]", "unknown[2001:db8::7]")):
+        assert f"orig_queue_id={ours}, orig_client={client}" in log, (ours, log[-3000:])
+    assert mx.events("relay_xforward") == []
+
+
+def test_relay_xforward_refused_for_one_value_still_delivers(mx_factory, world_tmp, procs):
+    """An IPv4-only Postfix refuses an IPv6 ADDR (501): the message goes on
+    without it, the refusal is logged, and later messages still carry it."""
+    pf, new = start_postfix(world_tmp, procs, "smtpd_authorized_xforward_hosts = 127.0.0.0/8\n")
+    mx = relay_server(mx_factory, f"127.0.0.1:{pf.port}")
+    ids = send_as(mx, [("2001:db8::7", "six.example.net"), ("192.0.2.8", "four.example.net")])
+    wait_delivered(new, 2, pf)
+    ev = mx.wait_event("relay_xforward")
+    assert ev["queue_id"] == ids[0] and "501" in ev["reply"], ev
+    log = (pf.d / "postfix.log").read_text()
+    assert f"orig_queue_id={ids[1]}, orig_client=unknown[192.0.2.8]" in log, log[-3000:]
+    assert f"orig_queue_id={ids[0]}" not in log
