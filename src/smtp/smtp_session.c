@@ -1060,12 +1060,19 @@ static void deliver_done(struct deliver_job *job, void *arg)
 		s->nmsgs++;
 		s->srv->stats.messages++;
 		audit_count(s, AUDIT_RECEPTIONS);
-		if (log_enabled(LOG_INFO))
+		if (log_enabled(LOG_INFO)) {
+			/* relay: the next hop's answer ("relay HOST:PORT: 250 ... queued as X") */
+			char next[sizeof job->detail + 16] = "";
+			if (job->detail[0]) {
+				memcpy(next, " relayed=", 9);
+				log_quote(job->detail, strlen(job->detail), next + 9, sizeof next - 9);
+			}
 			log_event(LOG_INFO, "message",
-			          "session=%u client=%s queue_id=%s from=%s nrcpt=%zu size=%llu", s->id,
+			          "session=%u client=%s queue_id=%s from=%s nrcpt=%zu size=%llu%s", s->id,
 			          client_text(s, c, sizeof c), job->queue_id,
 			          log_quote(job->mail_from, strlen(job->mail_from), from, sizeof from),
-			          job->nrcpts, (unsigned long long)s->tx->size);
+			          job->nrcpts, (unsigned long long)s->tx->size, next);
+		}
 		break;
 	case DELIVER_TEMPFAIL:
 		s->srv->stats.refused++;

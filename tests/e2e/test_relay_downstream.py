@@ -298,6 +298,10 @@ def test_relay_tells_postfix_the_real_client_with_xforward(mx_factory, world_tmp
     for ours, client in zip(ids, ("unknown[192.0.2.7]", "unknown[2001:db8::7]")):
         assert f"orig_queue_id={ours}, orig_client={client}" in log, (ours, log[-3000:])
     assert mx.events("relay_xforward") == []
+    # our log names the next hop's queue id for each message
+    relayed = [e.get("relayed", "") for e in mx.events("message")]
+    assert len(relayed) == 2 and all(f"127.0.0.1:{pf.port}: 250 2.0.0 Ok: queued as " in r
+                                     for r in relayed), relayed
 
 
 def test_relay_xforward_refused_for_one_value_still_delivers(mx_factory, world_tmp, procs):
