@@ -1012,7 +1012,18 @@ static void start_message(struct smtp_session *s)
 	hdr_add(&h, s->helo ? s->helo : "unknown");
 	hdr_add(&h, s->client.family == IP_V6 ? " ([IPv6:" : " ([");
 	hdr_add(&h, addr);
-	hdr_add(&h, "])\r\n\tby ");
+	hdr_add(&h, "])\r\n\t");
+	SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+	const SSL_CIPHER *cipher = ssl ? SSL_get_current_cipher(ssl) : NULL;
+	if (cipher) {
+		/* as Postfix writes it: how the message travelled to us */
+		char tls[160];
+		int alg_bits = 0, bits = SSL_CIPHER_get_bits(cipher, &alg_bits);
+		snprintf(tls, sizeof tls, "(using %s with cipher %s (%d/%d bits))\r\n\t",
+		         SSL_get_version(ssl), SSL_CIPHER_get_name(cipher), bits, alg_bits);
+		hdr_add(&h, tls);
+	}
+	hdr_add(&h, "by ");
 	hdr_add(&h, hostname(s));
 	hdr_add(&h, " with ");
 	hdr_add(&h, proto);

@@ -4,6 +4,7 @@ Each message must land in MAILDIR/<domain>/<local-part>/new/ with Return-Path
 on top, a Received header naming the client address and our Hostname, and the
 data intact byte for byte; EHLO must list every extension of the issue.
 """
+import re
 import smtplib
 import ssl
 
@@ -27,8 +28,12 @@ def check_delivered(raw, sender, client, sent, tls=False):
     assert f"by {HOSTNAME}" in top, f"our Hostname not in the Received header: {top}"
     if tls:
         assert "ESMTPS" in top, f"TLS session not recorded as ESMTPS (RFC 3848): {top}"
+        # and how: "(using TLSv1.3 with cipher NAME (256/256 bits))", as Postfix writes it
+        m = re.search(r"\(using (TLSv1\.[23]) with cipher (\S+) \((\d+)/(\d+) bits\)\)", top)
+        assert m and int(m.group(3)) >= 128, f"no TLS details in the Received header: {top}"
+        assert top.index("(using") < top.index(f"by {HOSTNAME}"), top
     else:
-        assert "ESMTPS" not in top, top
+        assert "ESMTPS" not in top and "(using" not in top, top
     assert contains_data(raw, sent), (
         f"data not intact.\nsent:\n{sent!r}\ndelivered tail:\n{raw[-len(sent) - 50:]!r}")
     # Our two trace headers come before the client's own headers.
