@@ -253,7 +253,9 @@ int mx_server_reload(struct mx_server *srv, char **errors, char *note, size_t no
 	srv->policy = pol;
 	srv->smtp.policy = pol;
 	char rc[48];
-	log_event(LOG_INFO, "reload", "config=%s result=ok%s", srv->config_path,
+	char q[PATH_MAX + 64];
+	log_event(LOG_INFO, "reload", "config=%s result=ok%s",
+	          log_quote(srv->config_path, strlen(srv->config_path), q, sizeof q),
 	          recipients_note(cfg, rc, sizeof rc));
 	return 0;
 
@@ -281,8 +283,9 @@ static void log_reload_failure(const struct mx_server *srv, const char *errors)
 			log_event(LOG_ERR, "reload_error", "error=%s", log_quote(p, n, q, sizeof q));
 		p += n + (nl ? 1 : 0);
 	}
+	char q[PATH_MAX + 64];
 	log_event(LOG_ERR, "reload", "config=%s result=failed note=\"keeping the old configuration\"",
-	          srv->config_path);
+	          log_quote(srv->config_path, strlen(srv->config_path), q, sizeof q));
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -560,7 +563,9 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		return -1;
 	}
 	char rc[48];
-	log_event(LOG_INFO, "start", "config=%s hostname=%s listeners=%zu pid=%ld%s", cfg->path,
+	char q[PATH_MAX + 64];
+	log_event(LOG_INFO, "start", "config=%s hostname=%s listeners=%zu pid=%ld%s",
+	          log_quote(cfg->path, strlen(cfg->path), q, sizeof q),
 	          cfg->hostname ? cfg->hostname : "-", cfg->nlistens, (long)getpid(),
 	          recipients_note(cfg, rc, sizeof rc));
 	return 0;

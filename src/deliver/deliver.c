@@ -881,10 +881,12 @@ static bool commit_spooled(struct deliver *d, struct job_work **w, size_t n)
 			/* Durable in the spool already (the client gets its 250):
 			 * keep the segment; the checkpointer retries (place_pinned). */
 			spool_set_pinned(d->spool, seg, true);
+			char q[PATH_MAX + 64];
 			log_event(LOG_ERR, "maildir_error",
-			          "op=rename path=\"%s\" error=\"%s\" queue_id=%s note=\"kept in the "
+			          "op=rename path=%s error=\"%s\" queue_id=%s note=\"kept in the "
 			          "spool, placed again later\"",
-			          f->new_, strerror(errno), w[i]->job->queue_id);
+			          log_quote(f->new_, strlen(f->new_), q, sizeof q), strerror(errno),
+			          w[i]->job->queue_id);
 		}
 	}
 	return true;
@@ -1069,9 +1071,10 @@ static int place_pinned(struct deliver *d, int seg, bool other_dev)
 	}
 	pthread_mutex_unlock(&d->mu);
 	if (r != 0) {
-		log_event(LOG_WARNING, "spool_retry",
-		          "segment=%d result=failed error=\"%s\" next_s=%u", seg,
-		          c.err[0] ? c.err : strerror(-r), (next_ms + 999) / 1000);
+		const char *e = c.err[0] ? c.err : strerror(-r);
+		char q[2 * sizeof c.err];
+		log_event(LOG_WARNING, "spool_retry", "segment=%d result=failed error=%s next_s=%u", seg,
+		          log_quote(e, strlen(e), q, sizeof q), (next_ms + 999) / 1000);
 		return 1;
 	}
 	spool_set_pinned(d->spool, seg, false);
@@ -1173,8 +1176,11 @@ static void spool_start(struct deliver *d)
 		char aside[PATH_MAX + 32];
 		spool_close(sp);
 		snprintf(aside, sizeof aside, "%s.failed-%lld", dir, (long long)time(NULL));
-		log_event(LOG_ERR, "spool_replay_failed", "error=\"%s\" records=%zu kept=%s",
-		          c.err[0] ? c.err : strerror(-r), nrecs, aside);
+		const char *e = c.err[0] ? c.err : strerror(-r);
+		char q[2 * sizeof c.err], qa[PATH_MAX + 64];
+		log_event(LOG_ERR, "spool_replay_failed", "error=%s records=%zu kept=%s",
+		          log_quote(e, strlen(e), q, sizeof q), nrecs,
+		          log_quote(aside, strlen(aside), qa, sizeof qa));
 		if (rename(dir, aside) != 0 ||
 		    (sp = spool_open(dir, SPOOL_SEGMENT_DEFAULT, err, sizeof err)) == NULL) {
 			log_event(LOG_WARNING, "spool_off", "reason=\"%s\"", strerror(errno));
@@ -2153,6 +2159,7 @@ void deliver_clean_tmp(const struct mx_config *cfg)
 	if (cfg->delivery != MX_DELIVERY_MAILDIR || cfg->maildir == NULL)
 		return;
 	size_t n = deliver_clean_tmp_count(cfg->maildir);
+	char q[PATH_MAX + 64];
 	log_event(n ? LOG_NOTICE : LOG_INFO, "maildir_clean", "removed=%zu root=%s", n,
-	          cfg->maildir);
+	          log_quote(cfg->maildir, strlen(cfg->maildir), q, sizeof q));
 }

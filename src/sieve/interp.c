@@ -30,7 +30,9 @@ int sieve_rt_error(struct sieve_run *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(r->errbuf, sizeof(r->errbuf), "%s:%u: %s", r->s->name, r->line, msg);
+	int k = snprintf(r->errbuf, sizeof(r->errbuf), "%s:%u: ", r->s->name, r->line);
+	r->errmsg = k < 0 ? 0 : (size_t)k < sizeof(r->errbuf) ? (size_t)k : sizeof(r->errbuf) - 1;
+	snprintf(r->errbuf + r->errmsg, sizeof(r->errbuf) - r->errmsg, "%s", msg);
 	return -1;
 }
 
@@ -480,10 +482,9 @@ static bool on_error(struct sieve_run *r)
 		oom(r);
 	if (r->s->limits.on_error == SIEVE_ON_ERROR_CONTINUE) {
 		r->arena.failed = false;
-		size_t len = strlen(r->errbuf);
-		const char *prefix = "runtime error, skipped: ";
+		/* sieve_add_log puts "NAME:LINE: " in front: only the message here */
 		char buf[320];
-		snprintf(buf, sizeof(buf), "%s%.*s", prefix, (int)len, r->errbuf);
+		snprintf(buf, sizeof(buf), "runtime error, skipped: %s", r->errbuf + r->errmsg);
 		sieve_add_log(r, buf, strlen(buf));
 		return true;
 	}

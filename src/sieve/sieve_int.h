@@ -333,7 +333,8 @@ struct sieve_run {
 	unsigned dns_lookups;
 	pcre2_match_context *mctx;
 	pcre2_match_data *mdata;
-	char errbuf[256];
+	char errbuf[256];       /* "NAME:LINE: message" of the last runtime error */
+	size_t errmsg;          /* where its message starts in errbuf */
 };
 
 /* Record a runtime error "SCRIPT:LINE: message"; returns -1. */

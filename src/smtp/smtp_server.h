@@ -60,6 +60,8 @@ struct smtp_server {
 	bool draining;               /* SIGTERM seen: no new connections or transactions */
 	uint64_t seq;                /* queue id sequence */
 	struct smtp_stats stats;
+	uint64_t cap_logged_ms;      /* last concurrency_limit line (mx_now_ms), 0 = none */
+	uint64_t cap_unlogged;       /* cap refusals since that line */
 	/* called when the last session ends while draining */
 	void (*on_drained)(struct smtp_server *srv);
 };

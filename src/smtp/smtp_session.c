@@ -670,7 +670,9 @@ static bool reply_error(struct smtp_session *s, bool refusal, const char *fmt, .
 	s->errors++;
 	if (s->limits->max_errors && s->errors >= s->limits->max_errors) {
 		reply(s, "421 4.7.0 %s Error: too many errors", hostname(s));
-		log_event(LOG_NOTICE, "too_many_errors", "session=%u errors=%u", s->id, s->errors);
+		char c[IP_ADDR_TEXT_MAX];
+		log_event(LOG_NOTICE, "too_many_errors", "session=%u client=%s errors=%u", s->id,
+		          client_text(s, c, sizeof c), s->errors);
 		session_close(s);
 		return true;
 	}
@@ -681,9 +683,12 @@ static void log_reject(struct smtp_session *s, const char *phase, unsigned code,
 {
 	char c[IP_ADDR_TEXT_MAX], q[600];
 	const char *qid = s->tx && s->tx->queue_id[0] ? s->tx->queue_id : NULL;
-	if (!log_enabled(LOG_INFO))
+	/* a message we could not store or pass on is our trouble, not the
+	 * client's: a warning, seen by an operator who logs warnings only */
+	int level = strcmp(phase, "deliver") == 0 ? LOG_WARNING : LOG_INFO;
+	if (!log_enabled(level))
 		return;
-	log_event(LOG_INFO, "reject", "session=%u client=%s phase=%s code=%u%s%s reason=%s", s->id,
+	log_event(level, "reject", "session=%u client=%s phase=%s code=%u%s%s reason=%s", s->id,
 	          client_text(s, c, sizeof c), phase, code, qid ? " queue_id=" : "", qid ? qid : "",
 	          log_quote(why, strlen(why), q, sizeof q));
 }
@@ -890,8 +895,9 @@ static void phase_finish(struct smtp_session *s)
 		break;
 	case MX_PHASE_DATA:
 		if (v->discard && (v->code == 0 || v->code / 100 == 2)) {
-			log_event(LOG_INFO, "discard", "session=%u queue_id=%s", s->id,
-			          s->tx->queue_id);
+			char c[IP_ADDR_TEXT_MAX];
+			log_event(LOG_INFO, "discard", "session=%u client=%s queue_id=%s", s->id,
+			          client_text(s, c, sizeof c), s->tx->queue_id);
 			reply(s, "250 2.0.0 Ok: queued as %s", s->tx->queue_id);
 			tx_end(s);
 			enter_state(s, SMTP_STATE_READY);
@@ -2272,6 +2278,27 @@ struct smtp_session *smtp_session_start(struct smtp_server *srv, struct bufferev
 	return s;
 }
 
+/* Connections refused at a concurrency cap: one line at once, then at most
+ * one every CAP_LOG_MS with the count since the last line (a flood must
+ * not flood the log; the metric counts every one). */
+#define CAP_LOG_MS 10000
+static void cap_log(struct smtp_server *srv, const struct net_listener *l, bool at_listener)
+{
+	uint64_t now = mx_now_ms();
+	srv->cap_unlogged++;
+	if (srv->cap_logged_ms != 0 && now - srv->cap_logged_ms < CAP_LOG_MS)
+		return;
+	log_event(LOG_WARNING, "concurrency_limit",
+	          "listener=%s limit=%s sessions=%u refused=%llu note=\"421 4.4.5 to new "
+	          "connections; refused counts those since the last line\"",
+	          l && l->address ? l->address : "-",
+	          at_listener ? "Listener_Sessions" : "Service_Sessions",
+	          at_listener ? l->nsessions : srv->nsessions,
+	          (unsigned long long)srv->cap_unlogged);
+	srv->cap_logged_ms = now;
+	srv->cap_unlogged = 0;
+}
+
 void smtp_session_accept(struct smtp_server *srv, struct net_listener *l, int fd,
                          const struct sockaddr *sa, int socklen)
 {
@@ -2287,13 +2314,14 @@ void smtp_session_accept(struct smtp_server *srv, struct net_listener *l, int fd
 		close(fd);
 		return;
 	}
-	if ((lim->listener_sessions && l && l->nsessions >= lim->listener_sessions) ||
-	    (cfg->service_sessions && srv->nsessions >= cfg->service_sessions)) {
+	bool at_listener = lim->listener_sessions && l && l->nsessions >= lim->listener_sessions;
+	if (at_listener || (cfg->service_sessions && srv->nsessions >= cfg->service_sessions)) {
 		/* Answered without a session: costs one write and a close. */
 		ssize_t w = send(fd, cap_reply, sizeof cap_reply - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)w;
 		srv->stats.cap_refused++;
 		close(fd);
+		cap_log(srv, l, at_listener);
 		return;
 	}
 	if (!ip_addr_from_sockaddr(sa, &client, &port)) {

@@ -138,15 +138,3 @@ const char *log_quote(const char *value, size_t len, char *buf, size_t buflen)
 	buf[o] = '\0';
 	return buf;
 }
-
-void log_fatal(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "mxsieve: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}

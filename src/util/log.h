@@ -35,7 +35,4 @@ void log_event(int level, const char *event, const char *fmt, ...)
 /* Quote an untrusted value for a log line into buf; returns buf. */
 const char *log_quote(const char *value, size_t len, char *buf, size_t buflen);
 
-/* A fatal startup error: message to stderr (and the log), then exit(1). */
-void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
 #endif

@@ -327,6 +327,8 @@ def test_listener_sessions_cap(mx_factory):
         assert fourth.line() == CAP
         assert fourth.closed_within(3), "connection not closed after the cap 421"
         fourth.close()
+        ev = mx.wait_event("concurrency_limit")
+        assert ev["limit"] == "Listener_Sessions" and ev["listener"] == f"127.0.0.1:{mx.port}", ev
         # the cap is per listener: the IPv6 listener still has room
         with mx.connect(v6=True) as c6:
             assert c6.banner[0] == 220
@@ -357,6 +359,11 @@ def test_service_sessions_cap(mx_factory):
             assert c.line() == CAP
             assert c.closed_within(3)
             c.close()
+        # the log says so once (not once per refused connection)
+        ev = mx.wait_event("concurrency_limit")
+        assert ev["limit"] == "Service_Sessions" and ev["refused"] == "1", ev
+        assert ev["sessions"] == "3", ev
+        assert len(mx.events("concurrency_limit")) == 1
     finally:
         for c in held:
             c.close()

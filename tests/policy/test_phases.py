@@ -509,6 +509,8 @@ def test_runtime_error_continue_skips_the_statement(pol_factory):
         expect_reply(r, 550, "5.7.1 after the error n=[]")
     log = srv.log_text()
     assert "mailfrom_phase1.sieve:1: runtime error, skipped" in log, log[-2000:]
+    line = [ln for ln in log.splitlines() if "runtime error, skipped" in ln][0]
+    assert line.count("mailfrom_phase1.sieve:1:") == 1, line  # named once, not twice
 
 
 # --------------------------------------------------------------------------
