@@ -1143,6 +1143,12 @@ static void *checkpointer_main(void *arg)
 	}
 }
 
+static void spool_off(const char *why)
+{
+	char q[2 * (PATH_MAX + 64)];
+	log_event(LOG_WARNING, "spool_off", "reason=%s", log_quote(why, strlen(why), q, sizeof q));
+}
+
 /* Open the spool, place what a crash left in it, start a fresh generation.
  * Any failure: a warning, and delivery syncs each round itself (no spool). */
 static void spool_start(struct deliver *d)
@@ -1153,14 +1159,15 @@ static void spool_start(struct deliver *d)
 		d->root_fd = open(d->maildir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d->root_fd < 0 || fstat(d->root_fd, &st) != 0 ||
 	    snprintf(dir, sizeof dir, "%s/%s", d->maildir, DELIVER_SPOOL_DIR) >= (int)sizeof dir) {
-		log_event(LOG_WARNING, "spool_off", "reason=\"Maildir %s: %s\"", d->maildir,
-		          strerror(errno));
+		char why[PATH_MAX + 64];
+		snprintf(why, sizeof why, "Maildir %s: %s", d->maildir, strerror(errno));
+		spool_off(why);
 		return;
 	}
 	d->root_dev = st.st_dev;
 	struct spool *sp = spool_open(dir, SPOOL_SEGMENT_DEFAULT, err, sizeof err);
 	if (sp == NULL) {
-		log_event(LOG_WARNING, "spool_off", "reason=\"%s\"", err);
+		spool_off(err);
 		return;
 	}
 	struct replay_ctx c = {.d = d};
@@ -1181,9 +1188,13 @@ static void spool_start(struct deliver *d)
 		log_event(LOG_ERR, "spool_replay_failed", "error=%s records=%zu kept=%s",
 		          log_quote(e, strlen(e), q, sizeof q), nrecs,
 		          log_quote(aside, strlen(aside), qa, sizeof qa));
-		if (rename(dir, aside) != 0 ||
-		    (sp = spool_open(dir, SPOOL_SEGMENT_DEFAULT, err, sizeof err)) == NULL) {
-			log_event(LOG_WARNING, "spool_off", "reason=\"%s\"", strerror(errno));
+		if (rename(dir, aside) != 0) {
+			snprintf(err, sizeof err, "rename %s: %s", dir, strerror(errno));
+			spool_off(err);
+			return;
+		}
+		if ((sp = spool_open(dir, SPOOL_SEGMENT_DEFAULT, err, sizeof err)) == NULL) {
+			spool_off(err);
 			return;
 		}
 	} else if (nrecs > 0) {
@@ -1193,7 +1204,8 @@ static void spool_start(struct deliver *d)
 	}
 	r = spool_reset(sp);
 	if (r != 0) {
-		log_event(LOG_WARNING, "spool_off", "reason=\"%s: %s\"", dir, strerror(-r));
+		snprintf(err, sizeof err, "%s: %s", dir, strerror(-r));
+		spool_off(err);
 		spool_close(sp);
 		return;
 	}
