@@ -1153,37 +1153,42 @@ static void deliver_message(struct smtp_session *s)
 	deliver_submit(s->srv->deliver, job, deliver_done, s);
 }
 
-/* End of DATA or BDAT LAST: size and bare-LF checks, then the data policy. */
+/* Refuse a complete message before any policy: count, log (why), end the
+ * transaction, and send `text`, the whole reply line (its code is `code`). */
+static void refuse_message(struct smtp_session *s, unsigned code, const char *why,
+                           const char *text)
+{
+	s->srv->stats.refused++;
+	log_reject(s, "data", code, why);
+	enter_state(s, SMTP_STATE_READY);
+	tx_end(s);
+	reply_error(s, true, "%s", text);
+}
+
+/* End of DATA or BDAT LAST: size, bare-LF and loop checks, then the data
+ * policy. */
 static void message_complete(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
 
 	enter_state(s, SMTP_STATE_DELIVER);
 	if (tx->too_big) {
-		s->srv->stats.refused++;
-		log_reject(s, "data", 552, "message too big");
-		enter_state(s, SMTP_STATE_READY);
-		tx_end(s);
-		reply_error(s, true, "552 5.3.4 Error: message size exceeds fixed maximum message size");
+		refuse_message(s, 552, "message too big",
+		               "552 5.3.4 Error: message size exceeds fixed maximum message size");
 		return;
 	}
 	if (tx->bare && CFG(s)->bare_lf != MX_BARE_LF_NORMALIZE) {
-		s->srv->stats.refused++;
-		log_reject(s, "data", 550, "bare LF or CR");
-		enter_state(s, SMTP_STATE_READY);
-		tx_end(s);
-		reply_error(s, true, "550 5.6.0 Error: message contains bare LF or CR (SMTP smuggling protection)");
+		refuse_message(s, 550, "bare LF or CR",
+		               "550 5.6.0 Error: message contains bare LF or CR (SMTP smuggling "
+		               "protection)");
 		return;
 	}
 	unsigned hops = s->limits->max_received;
 	if (hops && tx->len >= tx->data_off &&
 	    smtp_count_received(tx->buf + tx->data_off, tx->len - tx->data_off, hops + 1) > hops) {
 		/* RFC 5321 §6.3: a mail loop; the count is of the client's fields */
-		s->srv->stats.refused++;
-		log_reject(s, "data", 554, "too many Received headers");
-		enter_state(s, SMTP_STATE_READY);
-		tx_end(s);
-		reply_error(s, true, "554 5.4.6 Error: too many hops (Received headers), mail loop?");
+		refuse_message(s, 554, "too many Received headers",
+		               "554 5.4.6 Error: too many hops (Received headers), mail loop?");
 		return;
 	}
 	if (!pending_new(s, MX_PHASE_DATA)) {

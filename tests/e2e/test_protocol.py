@@ -205,16 +205,21 @@ def with_hops(n, subject):
     return hops.encode() + make_message(subject=subject)[1]
 
 
+def data_refused(c, data, code, status):
+    """One transaction whose data the server must refuse with code/status."""
+    c.expect("MAIL FROM:<a@example.test>", 250)
+    c.expect("RCPT TO:<loop@example.test>", 250)
+    c.expect("DATA", 354)
+    c.send(data + b".\r\n")
+    assert_reply(c.reply(), code, status)
+
+
 def test_too_many_received_headers_is_a_loop(mx_factory):
     mx = mx_factory()  # the default, 100: what RFC 5321 asks at least
     with mx.connect() as c:
         c.ehlo()
         c.send_message("a@example.test", ["loop@example.test"], with_hops(100, "100 hops"))
-        c.expect("MAIL FROM:<a@example.test>", 250)
-        c.expect("RCPT TO:<loop@example.test>", 250)
-        c.expect("DATA", 354)
-        c.send(with_hops(101, "101 hops") + b".\r\n")
-        assert_reply(c.reply(), 554, "5.4.6")
+        data_refused(c, with_hops(101, "101 hops"), 554, "5.4.6")
         # BDAT is counted the same way
         c.expect("MAIL FROM:<a@example.test>", 250)
         c.expect("RCPT TO:<loop@example.test>", 250)
@@ -232,11 +237,7 @@ def test_received_limit_per_listen_and_off(mx_factory):
     with mx.connect() as c:  # the Listen says 2
         c.ehlo()
         c.send_message("a@example.test", ["loop@example.test"], with_hops(2, "two"))
-        c.expect("MAIL FROM:<a@example.test>", 250)
-        c.expect("RCPT TO:<loop@example.test>", 250)
-        c.expect("DATA", 354)
-        c.send(with_hops(3, "three") + b".\r\n")
-        assert_reply(c.reply(), 554, "5.4.6")
+        data_refused(c, with_hops(3, "three"), 554, "5.4.6")
     with mx.connect_proxy(proxy_v1("192.0.2.7", "192.0.2.1")) as c:  # global 0: no check
         c.ehlo()
         c.send_message("a@example.test", ["loop@example.test"], with_hops(500, "500"))
