@@ -1487,10 +1487,11 @@ static size_t xtext_attr(char *out, const char *key, const char *v)
 	return n;
 }
 
-/* Send one XFORWARD command: 0 sent (250, or a refusal: logged once a
- * connection, since a refusal can be about one value - an IPv4-only
- * Postfix refuses an IPv6 ADDR - and the next message may pass), -1 the
- * connection died. */
+/* Send one XFORWARD command: 0 sent (250, or a refusal, logged once a
+ * connection), -1 the connection died. A 501 is about one value (an
+ * IPv4-only Postfix refuses an IPv6 ADDR): the next message tries again.
+ * Any other refusal is about the command: not sent again on this
+ * connection. */
 static int xforward_send(struct deliver *d, struct relay_conn *rc, char *cmd, size_t len,
                          const struct deliver_job *job, char *text, size_t tlen)
 {
@@ -1504,6 +1505,8 @@ static int xforward_send(struct deliver *d, struct relay_conn *rc, char *cmd, si
 		          d->relay_name, job->queue_id, log_quote(text, strlen(text), q, sizeof q));
 		rc->xforward_refused = true;
 	}
+	if (code >= 0 && code != 250 && code != 501)
+		rc->xforward = 0;
 	return code < 0 ? -1 : 0;
 }
 
@@ -1538,6 +1541,8 @@ static int relay_xforward(struct deliver *d, struct relay_conn *rc, const struct
 		if (len > 0 && len + 1 + n + 2 > 512) {
 			if (xforward_send(d, rc, cmd, len, job, text, tlen) < 0)
 				return -1;
+			if (!rc->xforward)
+				return 0; /* refused as a command */
 			len = 0;
 		}
 		if (len == 0)
