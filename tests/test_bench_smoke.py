@@ -64,6 +64,10 @@ def test_bench_smoke(tmp_path):
         assert lat and is_number(lat["p50_ms"]) and is_number(lat["p99_ms"]), f"{peer}: {lat}"
         assert lat["errors"] == 0, f"latency {peer}: {lat}"
 
+    rel = res["relay"]
+    for peer in ("mxsieve", "smtp-sink"):
+        assert rel.get(peer) and all(is_number(x) for x in rel[peer]), f"relay {peer}: {rel}"
+
     conc = res["concurrency"]
     assert conc.get("held") == conc.get("target") == 500, conc
     assert is_number(conc["rss_per_session_bytes"]), conc

@@ -77,6 +77,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -1330,10 +1332,14 @@ static int relay_reply(struct relay_conn *rc, unsigned timeout, char *text, size
 	}
 }
 
-static bool relay_send(struct relay_conn *rc, const char *p, size_t n)
+/* Send all of [p, p+n). `more`: another piece follows at once (MSG_MORE:
+ * the kernel holds a partial segment for it), so a message and its
+ * terminator leave as full segments; the last piece of a burst goes
+ * without, and TCP_NODELAY (set at connect) sends it now. */
+static bool relay_send_more(struct relay_conn *rc, const char *p, size_t n, bool more)
 {
 	while (n > 0) {
-		ssize_t w = send(rc->fd, p, n, MSG_NOSIGNAL);
+		ssize_t w = send(rc->fd, p, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1343,6 +1349,11 @@ static bool relay_send(struct relay_conn *rc, const char *p, size_t n)
 		n -= (size_t)w;
 	}
 	return true;
+}
+
+static bool relay_send(struct relay_conn *rc, const char *p, size_t n)
+{
+	return relay_send_more(rc, p, n, false);
 }
 
 static int relay_cmd(struct relay_conn *rc, const char *cmd, unsigned timeout,
@@ -1379,6 +1390,11 @@ static int connect_timeout(const struct addrinfo *ai, unsigned seconds)
 	}
 	int fl = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	/* Every write ends a burst that the downstream must answer: without
+	 * this, Nagle holds the final ".\r\n" behind the data until the
+	 * downstream's delayed ACK (40 ms a message, measured). */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return fd;
 }
 
@@ -1445,16 +1461,17 @@ static bool relay_data(struct relay_conn *rc, const char *data, size_t len)
 	set_timeout(rc->fd, RELAY_REPLY_TIMEOUT);
 	for (size_t i = 0; i < len; i++) {
 		if (bol && data[i] == '.') {
-			if (!relay_send(rc, data + start, i - start) || !relay_send(rc, ".", 1))
+			if (!relay_send_more(rc, data + start, i - start, true) ||
+			    !relay_send_more(rc, ".", 1, true))
 				return false;
 			start = i;
 		}
 		bol = data[i] == '\n';
 	}
-	if (!relay_send(rc, data + start, len - start))
+	if (!relay_send_more(rc, data + start, len - start, true))
 		return false;
 	if (len > 0 && !(len >= 2 && data[len - 2] == '\r' && data[len - 1] == '\n'))
-		if (!relay_send(rc, "\r\n", 2))
+		if (!relay_send_more(rc, "\r\n", 2, true))
 			return false;
 	return relay_send(rc, ".\r\n", 3);
 }
