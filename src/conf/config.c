@@ -404,6 +404,7 @@ static const struct opt_def global_opts[] = {
 	{"Recipient_Delimiter", OPT_STRING, CFG(recipient_delimiter), 0, 0, NULL, check_delimiter,
 	 NULL},
 	{"Min_Free_Space", OPT_SIZE, CFG(min_free_space), 0, 0, NULL, NULL, NULL},
+	{"Relay_Connections", OPT_UINT, CFG(relay_connections), 1, 256, NULL, NULL, NULL},
 };
 #define N_GLOBAL (sizeof global_opts / sizeof global_opts[0])
 /* indexes into global_opts, for the cross-option checks */
@@ -1129,6 +1130,7 @@ static struct mx_config *config_new(const char *path)
 	cfg->bare_lf = MX_BARE_LF_REJECT;
 	cfg->shutdown_grace = 30;
 	cfg->min_free_space = 100ULL * 1024 * 1024;
+	cfg->relay_connections = 8;
 	cfg->audit.max_tracked = 1000000;
 	return cfg;
 }
@@ -1325,6 +1327,7 @@ size_t mx_config_restart_changes(const struct mx_config *old, const struct mx_co
 		{"Delivery", old->delivery != cfg->delivery},
 		{"Maildir", str_differs(old->maildir, cfg->maildir)},
 		{"Relay_Target", str_differs(old->relay_target, cfg->relay_target)},
+		{"Relay_Connections", old->relay_connections != cfg->relay_connections},
 		{"Fsync", old->fsync != cfg->fsync},
 		{"inbound_audit", monitors_differ(&old->audit, &cfg->audit)},
 	};

@@ -126,6 +126,8 @@ struct mx_config {
 	enum mx_delivery delivery;
 	char *maildir;              /* Maildir: root of MAILDIR/<domain>/<local>/ */
 	char *relay_target;         /* Relay_Target: "host:port" of the downstream MTA */
+	unsigned relay_connections; /* Relay_Connections: delivery threads, one
+	                             * connection to Relay_Target each */
 	bool fsync;                 /* Fsync = false only for throwaway test setups */
 	uint64_t min_free_space;    /* Min_Free_Space: bytes kept free under Maildir;
 	                             * MAIL gets 452 4.3.1 below it (0 = only SIZE counts) */

@@ -535,7 +535,9 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		fprintf(stderr, "mxsieve: %s\n", err);
 		return -1;
 	}
-	srv->smtp.deliver = deliver_create(srv->base, cfg, MX_DELIVER_THREADS);
+	srv->smtp.deliver = deliver_create(srv->base, cfg,
+	                                   cfg->delivery == MX_DELIVERY_RELAY ? cfg->relay_connections
+	                                                                      : MX_DELIVER_THREADS);
 	if (!srv->smtp.deliver) {
 		fprintf(stderr, "mxsieve: cannot start delivery\n");
 		return -1;

@@ -3,8 +3,9 @@
  * worker threads; completions come back to the event loop through a pipe.
  *
  * Threads. The loop thread submits jobs to one queue (mutex + condvar).
- * Relay: each worker takes every waiting job at once (up to
- * DELIVER_BATCH_MAX) and treats them as one batch. Maildir with the spool
+ * Relay: Relay_Connections workers, each with its own connection to the
+ * next hop, take one job at a time (a job taken by a busy worker would
+ * wait while another idles). Maildir with the spool
  * (Fsync on, the default): ONE thread takes every waiting job, writes the
  * files, and commits them as one round (below), plus a checkpointer thread
  * that syncs a spool segment's files when the segment is rotated out.
@@ -1728,13 +1729,14 @@ static void post_done(struct deliver *d, struct deliver_job *first, struct deliv
 	}
 }
 
-/* Take every waiting job, up to the batch cap (mu held, queue non-empty);
- * returns the first, *lastp the last, *np how many. */
-static struct deliver_job *take_queue(struct deliver *d, struct deliver_job **lastp, size_t *np)
+/* Take every waiting job, up to max (mu held, queue non-empty); returns
+ * the first, *lastp the last, *np how many. */
+static struct deliver_job *take_queue(struct deliver *d, size_t max, struct deliver_job **lastp,
+                                      size_t *np)
 {
 	struct deliver_job *batch = d->queue, *last = batch;
 	size_t n = 1;
-	while (last->next && n < DELIVER_BATCH_MAX) {
+	while (last->next && n < max) {
 		last = last->next;
 		n++;
 	}
@@ -1800,7 +1802,7 @@ static void maildir_writer(struct deliver *d)
 		}
 		struct deliver_job *last;
 		size_t n;
-		struct deliver_job *batch = take_queue(d, &last, &n);
+		struct deliver_job *batch = take_queue(d, DELIVER_BATCH_MAX, &last, &n);
 		pthread_mutex_unlock(&d->mu);
 
 		struct job_work *head;
@@ -1838,15 +1840,16 @@ static void maildir_committer(struct deliver *d)
 	}
 }
 
-/* Wait for work and take every waiting job (up to the batch cap); NULL
- * once stopping with nothing queued. spool_idle_wait is a plain wait when
- * there is no spool (relay, Fsync off). */
-static struct deliver_job *next_batch(struct deliver *d, struct deliver_job **lastp, size_t *np)
+/* Wait for work and take the waiting jobs, up to max; NULL once stopping
+ * with nothing queued. spool_idle_wait is a plain wait when there is no
+ * spool (relay, Fsync off). */
+static struct deliver_job *next_batch(struct deliver *d, size_t max, struct deliver_job **lastp,
+                                      size_t *np)
 {
 	pthread_mutex_lock(&d->mu);
 	while (d->queue == NULL && !d->stopping)
 		spool_idle_wait(d);
-	struct deliver_job *batch = d->queue ? take_queue(d, lastp, np) : NULL;
+	struct deliver_job *batch = d->queue ? take_queue(d, max, lastp, np) : NULL;
 	pthread_mutex_unlock(&d->mu);
 	return batch;
 }
@@ -1856,7 +1859,7 @@ static void maildir_alone(struct deliver *d)
 {
 	struct deliver_job *batch, *last;
 	size_t n;
-	while ((batch = next_batch(d, &last, &n)) != NULL) {
+	while ((batch = next_batch(d, DELIVER_BATCH_MAX, &last, &n)) != NULL) {
 		struct job_work *head;
 		write_batch(d, batch, &head);
 		commit_list(d, head, n);
@@ -1879,7 +1882,9 @@ static void *worker_main(void *arg)
 	}
 	struct deliver_job *batch, *last;
 	size_t n;
-	while ((batch = next_batch(d, &last, &n)) != NULL) {
+	/* One job at a time: each connection is busy with one transaction, and
+	 * a job taken by a busy worker would wait while another idles. */
+	while ((batch = next_batch(d, 1, &last, &n)) != NULL) {
 		batch_relay(d, wk, batch);
 		post_done(d, batch, last);
 	}

@@ -135,6 +135,7 @@ UNIT_TEST(minimal_and_defaults)
 	CHECK(!cfg->early_talker_reject);
 	CHECK_EQ(cfg->shutdown_grace, 30);
 	CHECK_EQ(cfg->min_free_space, 100ULL << 20);
+	CHECK_EQ(cfg->relay_connections, 8);
 	CHECK_EQ(cfg->log_level, LOG_INFO);
 	CHECK(!cfg->log_syslog);
 	CHECK(cfg->hostname != NULL && cfg->hostname[0]);
@@ -181,6 +182,7 @@ UNIT_TEST(every_option)
 	         "Early_Talker_Reject = on\n"
 	         "Shutdown_Grace = 7\n"
 	         "Min_Free_Space = 2G\n"
+	         "Relay_Connections = 3\n"
 	         "DNS_Server = \"127.0.0.1:5353\"\n"
 	         "Max_Message_Size = 10k\n"
 	         "Max_Recipients_Per_Message = 3\n"
@@ -229,6 +231,7 @@ UNIT_TEST(every_option)
 	CHECK(cfg->early_talker_reject);
 	CHECK_EQ(cfg->shutdown_grace, 7);
 	CHECK_EQ(cfg->min_free_space, 2ULL << 30);
+	CHECK_EQ(cfg->relay_connections, 3);
 	CHECK_STR(cfg->dns_server, "127.0.0.1:5353");
 	CHECK_EQ(cfg->nlistens, 1);
 	CHECK_STR(cfg->listens[0].host, "*");
@@ -250,7 +253,7 @@ UNIT_TEST(every_option)
 	CHECK(cfg->sieve != NULL);
 	CHECK_STR(cfg->sieve->name, "default");
 	CHECK_STR(cfg->sieve->scripts[MX_PHASE_CONNECT][0].source, script);
-	CHECK_EQ(cfg->sieve->scripts[MX_PHASE_CONNECT][0].line, 32);
+	CHECK_EQ(cfg->sieve->scripts[MX_PHASE_CONNECT][0].line, 33);
 	CHECK_STR(cfg->sieve->scripts[MX_PHASE_DATA][1].source, script);
 	CHECK(cfg->sieve->scripts[MX_PHASE_EHLO][0].source == NULL);
 	CHECK_EQ(cfg->sieve->runtime_error, MX_RUNTIME_ERROR_CONTINUE);
@@ -484,6 +487,7 @@ UNIT_TEST(restart_changes_named)
 	                              "Hostname = \"other.test\"\n"
 	                              "inbound_audit { monitors = ( \"300,6\" ) }\n", &errs);
 	struct mx_config *b = load("Maildir = \"/tmp/md2\"\nFsync = false\nUser = \"nobody\"\n"
+	                           "Relay_Connections = 2\n"
 	                           "ESMTP_Listener { Listen \"127.0.0.1:2525\" { } }\n"
 	                           "inbound_audit { monitors = ( \"300,6\" \"60,2\" ) }\n", &errs);
 	CHECK(a && same && b);
@@ -491,10 +495,10 @@ UNIT_TEST(restart_changes_named)
 		goto out;
 	CHECK_EQ(mx_config_restart_changes(a, same, out, sizeof out), 0);
 	CHECK_STR(out, "");
-	CHECK_EQ(mx_config_restart_changes(a, b, out, sizeof out), 4);
-	CHECK_STR(out, "User, Maildir, Fsync, inbound_audit");
+	CHECK_EQ(mx_config_restart_changes(a, b, out, sizeof out), 5);
+	CHECK_STR(out, "User, Maildir, Relay_Connections, Fsync, inbound_audit");
 	/* truncated, never overrun */
-	CHECK_EQ(mx_config_restart_changes(a, b, out, 10), 4);
+	CHECK_EQ(mx_config_restart_changes(a, b, out, 10), 5);
 	CHECK_STR(out, "User");
 out:
 	mx_config_free(a);
