@@ -127,6 +127,7 @@ struct relay_conn {
 	int fd;                 /* -1 when closed */
 	bool has_8bitmime;
 	bool has_smtputf8;
+	bool pipelining;        /* RFC 2920: MAIL ... DATA go out in one write */
 	unsigned xforward;      /* XF_* the EHLO reply offered; 0 = no XFORWARD */
 	bool xforward_refused;  /* a refusal was logged on this connection */
 	char buf[8192];         /* reply bytes read but not consumed */
@@ -1273,7 +1274,9 @@ static void note_extension(struct relay_conn *rc, const char *kw)
 		{"NAME", XF_NAME}, {"ADDR", XF_ADDR}, {"PROTO", XF_PROTO},
 		{"HELO", XF_HELO}, {"SOURCE", XF_SOURCE}, {"IDENT", XF_IDENT},
 	};
-	if (word_is(kw, "8BITMIME"))
+	if (word_is(kw, "PIPELINING"))
+		rc->pipelining = true;
+	else if (word_is(kw, "8BITMIME"))
 		rc->has_8bitmime = true;
 	else if (word_is(kw, "SMTPUTF8"))
 		rc->has_smtputf8 = true;
@@ -1426,7 +1429,7 @@ static bool relay_open(struct deliver *d, struct relay_conn *rc, char *text, siz
 		return false;
 	}
 	rc->len = 0;
-	rc->has_8bitmime = rc->has_smtputf8 = false;
+	rc->has_8bitmime = rc->has_smtputf8 = rc->pipelining = false;
 	rc->xforward = 0;
 	rc->xforward_refused = false;
 	code = relay_reply(rc, RELAY_REPLY_TIMEOUT, text, tlen);
@@ -1505,36 +1508,57 @@ static size_t xtext_attr(char *out, const char *key, const char *v)
 	return n;
 }
 
-/* Send one XFORWARD command: 0 sent (250, or a refusal, logged once a
- * connection), -1 the connection died. A 501 is about one value (an
- * IPv4-only Postfix refuses an IPv6 ADDR): the next message tries again.
- * Any other refusal is about the command: not sent again on this
- * connection. */
-static int xforward_send(struct deliver *d, struct relay_conn *rc, char *cmd, size_t len,
-                         const struct deliver_job *job, char *text, size_t tlen)
+/* A transaction's commands up to DATA, back to back, each CRLF-ended. */
+enum relay_step { STEP_XFORWARD, STEP_MAIL, STEP_RCPT, STEP_DATA };
+struct relay_steps {
+	char *buf;
+	size_t len, cap;
+	size_t *end;            /* where each command ends in buf */
+	enum relay_step *kind;
+	size_t n, ncap;
+};
+
+static void steps_add(struct relay_steps *st, enum relay_step kind, const char *cmd, size_t n)
 {
-	memcpy(cmd + len, "\r\n", 3);
-	int code = relay_cmd(rc, cmd, RELAY_REPLY_TIMEOUT, text, tlen);
-	if (code >= 0 && code != 250 && !rc->xforward_refused) {
-		char q[600];
-		log_event(LOG_WARNING, "relay_xforward",
-		          "target=%s queue_id=%s reply=%s note=\"sent without it; logged once a "
-		          "connection\"",
-		          d->relay_name, job->queue_id, log_quote(text, strlen(text), q, sizeof q));
-		rc->xforward_refused = true;
+	if (st->len + n + 2 > st->cap) {
+		size_t cap = st->cap ? st->cap : 1024;
+		while (cap < st->len + n + 2)
+			cap *= 2;
+		char *b = realloc(st->buf, cap);
+		if (b == NULL)
+			abort();
+		st->buf = b;
+		st->cap = cap;
 	}
-	if (code >= 0 && code != 250 && code != 501)
-		rc->xforward = 0;
-	return code < 0 ? -1 : 0;
+	if (st->n == st->ncap) {
+		size_t cap = st->ncap ? st->ncap * 2 : 8;
+		size_t *e = realloc(st->end, cap * sizeof *e);
+		enum relay_step *k = e ? realloc(st->kind, cap * sizeof *k) : NULL;
+		if (k == NULL)
+			abort();
+		st->end = e;
+		st->kind = k;
+		st->ncap = cap;
+	}
+	memcpy(st->buf + st->len, cmd, n);
+	memcpy(st->buf + st->len + n, "\r\n", 2);
+	st->len += n + 2;
+	st->end[st->n] = st->len;
+	st->kind[st->n++] = kind;
 }
 
-/* Tell the downstream who the client was (Postfix's XFORWARD: its logs,
- * Received header and policies then name the real client, not us), with
- * the attributes it offered, in commands of at most 512 octets. A refusal
- * does not stop the message (the attributes only inform); -1: the
- * connection died. */
-static int relay_xforward(struct deliver *d, struct relay_conn *rc, const struct deliver_job *job,
-                          char *text, size_t tlen)
+static void steps_free(struct relay_steps *st)
+{
+	free(st->buf);
+	free(st->end);
+	free(st->kind);
+}
+
+/* The XFORWARD commands that tell the downstream who the client was
+ * (Postfix's XFORWARD: its logs and policies then name the real client,
+ * not us): the attributes it offered, in commands of at most 512 octets. */
+static void xforward_steps(const struct relay_conn *rc, const struct deliver_job *job,
+                           struct relay_steps *st)
 {
 	char addr[64], attr[6 + 3 * 255 + 8], cmd[512 + 3 * 255 + 16];
 	/* an IPv6 address as Postfix's own XFORWARD writes it: "IPV6:" first */
@@ -1557,10 +1581,7 @@ static int relay_xforward(struct deliver *d, struct relay_conn *rc, const struct
 			continue;
 		size_t n = xtext_attr(attr, attrs[i].key, attrs[i].value);
 		if (len > 0 && len + 1 + n + 2 > 512) {
-			if (xforward_send(d, rc, cmd, len, job, text, tlen) < 0)
-				return -1;
-			if (!rc->xforward)
-				return 0; /* refused as a command */
+			steps_add(st, STEP_XFORWARD, cmd, len);
 			len = 0;
 		}
 		if (len == 0)
@@ -1569,44 +1590,115 @@ static int relay_xforward(struct deliver *d, struct relay_conn *rc, const struct
 		memcpy(cmd + len, attr, n + 1);
 		len += n;
 	}
-	return len ? xforward_send(d, rc, cmd, len, job, text, tlen) : 0;
+	if (len)
+		steps_add(st, STEP_XFORWARD, cmd, len);
 }
 
+/* An XFORWARD reply: a refusal is logged once a connection. A 501 is
+ * about one value (an IPv4-only Postfix refuses an IPv6 ADDR): the next
+ * message tries again; any other refusal is about the command: not sent
+ * again on this connection. The message goes on either way (the
+ * attributes only inform). */
+static void xforward_reply(struct deliver *d, struct relay_conn *rc,
+                           const struct deliver_job *job, int code, const char *text)
+{
+	if (code == 250)
+		return;
+	if (!rc->xforward_refused) {
+		char q[600];
+		log_event(LOG_WARNING, "relay_xforward",
+		          "target=%s queue_id=%s reply=%s note=\"sent without it; logged once a "
+		          "connection\"",
+		          d->relay_name, job->queue_id, log_quote(text, strlen(text), q, sizeof q));
+		rc->xforward_refused = true;
+	}
+	if (code != 501)
+		rc->xforward = 0;
+}
+
+/* One message over an open connection. With PIPELINING the commands up to
+ * DATA leave in one write and the replies are read in order; without, each
+ * waits for the previous reply and the first refusal stops the rest.
+ * All-or-nothing: one refused recipient fails the message; if DATA was
+ * answered 354 all the same (pipelined), the connection is closed before
+ * any data, which aborts the transaction downstream. */
 static enum relay_outcome relay_one(struct deliver *d, struct relay_conn *rc,
                                     struct deliver_job *job)
 {
-	char cmd[1200], text[512];
-	int code;
+	char cmd[1200], text[512], failed[512] = "";
+	int code, fail = 0;
+	bool mail_ok = false, data_open = false;
 	bool eight = has_8bit(job->data, job->len);
 	bool utf8 = has_8bit(job->mail_from, strlen(job->mail_from));
 	for (size_t i = 0; i < job->nrcpts; i++)
 		utf8 = utf8 || has_8bit(job->rcpts[i].local, strlen(job->rcpts[i].local)) ||
 		       has_8bit(job->rcpts[i].domain, strlen(job->rcpts[i].domain));
 
-	if (rc->xforward && relay_xforward(d, rc, job, text, sizeof text) < 0)
-		return RELAY_BROKEN;
-	snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>%s%s\r\n", job->mail_from,
-	         eight && rc->has_8bitmime ? " BODY=8BITMIME" : "",
-	         utf8 && rc->has_smtputf8 ? " SMTPUTF8" : "");
-	code = relay_cmd(rc, cmd, RELAY_REPLY_TIMEOUT, text, sizeof text);
-	if (code < 0)
-		return RELAY_BROKEN;
-	if (code != 250)
-		goto refused;
+	struct relay_steps st = {0};
+	if (rc->xforward)
+		xforward_steps(rc, job, &st);
+	int n = snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>%s%s", job->mail_from,
+	                 eight && rc->has_8bitmime ? " BODY=8BITMIME" : "",
+	                 utf8 && rc->has_smtputf8 ? " SMTPUTF8" : "");
+	steps_add(&st, STEP_MAIL, cmd, (size_t)n);
 	for (size_t i = 0; i < job->nrcpts; i++) {
-		snprintf(cmd, sizeof cmd, "RCPT TO:<%s@%s>\r\n", job->rcpts[i].local,
-		         job->rcpts[i].domain);
-		code = relay_cmd(rc, cmd, RELAY_REPLY_TIMEOUT, text, sizeof text);
-		if (code < 0)
-			goto lost;
-		if (code != 250 && code != 251)
-			goto refused; /* all-or-nothing: one refusal fails the job */
+		n = snprintf(cmd, sizeof cmd, "RCPT TO:<%s@%s>", job->rcpts[i].local,
+		             job->rcpts[i].domain);
+		steps_add(&st, STEP_RCPT, cmd, (size_t)n);
 	}
-	code = relay_cmd(rc, "DATA\r\n", RELAY_REPLY_TIMEOUT, text, sizeof text);
-	if (code < 0)
-		goto lost;
-	if (code != 354)
-		goto refused;
+	steps_add(&st, STEP_DATA, "DATA", 4);
+
+	set_timeout(rc->fd, RELAY_REPLY_TIMEOUT);
+	bool pipelined = rc->pipelining;
+	if (pipelined && !relay_send(rc, st.buf, st.len)) {
+		steps_free(&st);
+		return RELAY_BROKEN; /* nothing was taken: a fresh connection may */
+	}
+	for (size_t i = 0, from = 0; i < st.n; from = st.end[i++]) {
+		if (!pipelined && !relay_send(rc, st.buf + from, st.end[i] - from)) {
+			snprintf(text, sizeof text, "send: %s", strerror(errno));
+			code = -1;
+		} else {
+			code = relay_reply(rc, RELAY_REPLY_TIMEOUT, text, sizeof text);
+		}
+		if (code < 0) {
+			steps_free(&st);
+			if (!mail_ok)
+				return RELAY_BROKEN;
+			goto lost;
+		}
+		bool ok = true;
+		switch (st.kind[i]) {
+		case STEP_XFORWARD:
+			xforward_reply(d, rc, job, code, text);
+			break;
+		case STEP_MAIL:
+			ok = mail_ok = code == 250;
+			break;
+		case STEP_RCPT:
+			ok = code == 250 || code == 251;
+			break;
+		case STEP_DATA:
+			ok = data_open = code == 354;
+			break;
+		}
+		if (!ok && !fail) {
+			fail = code;
+			snprintf(failed, sizeof failed, "%s", text);
+		}
+		if (fail && !pipelined)
+			break;
+	}
+	steps_free(&st);
+	if (fail) {
+		set_detail(job, fail >= 500 ? DELIVER_PERMFAIL : DELIVER_TEMPFAIL, "relay %s: %s",
+		           d->relay_name, failed);
+		if (data_open)
+			relay_close(rc); /* never send the data: closing aborts it */
+		else if (relay_cmd(rc, "RSET\r\n", RELAY_REPLY_TIMEOUT, text, sizeof text) != 250)
+			relay_close(rc);
+		return RELAY_DONE;
+	}
 	if (!relay_data(rc, job->data, job->len)) {
 		snprintf(text, sizeof text, "send: %s", strerror(errno));
 		goto lost;

@@ -316,3 +316,37 @@ def test_relay_xforward_refused_for_one_value_still_delivers(mx_factory, world_t
     log = (pf.d / "postfix.log").read_text()
     assert f"orig_queue_id={ids[1]}, orig_client=unknown[192.0.2.8]" in log, log[-3000:]
     assert f"orig_queue_id={ids[0]}" not in log
+
+
+def test_relay_pipelined_refusal_of_one_recipient_delivers_to_none(mx_factory, world_tmp, procs):
+    """Postfix offers PIPELINING: MAIL, both RCPTs and DATA go out in one
+    write. It refuses one recipient and still answers DATA with 354 (the
+    other was taken); mxsieve must not send the data (all or nothing): it
+    closes, the client gets the refusal, and Postfix delivers nothing. The
+    next message goes through on a fresh connection."""
+    pf, new = start_postfix(world_tmp, procs,
+                            "smtpd_recipient_restrictions = check_recipient_access "
+                            "inline:{ {bad@example.test = 550 5.1.1 no such user} }, "
+                            "permit_mynetworks, reject\n")
+    mx = relay_server(mx_factory, f"127.0.0.1:{pf.port}")
+    _, data = make_message(subject="two recipients, one refused")
+    with mx.connect() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<good@example.test>", 250)
+        c.expect("RCPT TO:<bad@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(data + b".\r\n")
+        code, text = c.reply()
+        assert code == 554 and "no such user" not in " ".join(text), (code, text)
+        _, ok = make_message(subject="after the refusal")
+        c.send_message("a@example.test", ["good@example.test"], ok)
+    files = wait_delivered(new, 1, pf)
+    got = files[0].read_bytes()
+    assert b"Subject: after the refusal" in got, got[:300]
+    rej = [e for e in mx.events("reject") if e.get("phase") == "deliver"]
+    assert len(rej) == 1 and "550 5.1.1 <bad@example.test>" in rej[0]["reason"], rej
+    time.sleep(0.5)  # nothing else arrives late
+    assert len(list(new.glob("*"))) == 1
+    log = (pf.d / "postfix.log").read_text()
+    assert "bad@example.test" in log and "lost connection after DATA" in log, log[-3000:]
