@@ -1661,6 +1661,15 @@ static enum relay_outcome relay_one(struct deliver *d, struct relay_conn *rc,
 		} else {
 			code = relay_reply(rc, RELAY_REPLY_TIMEOUT, text, sizeof text);
 		}
+		if (code < 0 && fail) {
+			/* refused, then gone (a 421, or a close after a 5xx): the
+			 * refusal is the answer */
+			steps_free(&st);
+			set_detail(job, fail >= 500 ? DELIVER_PERMFAIL : DELIVER_TEMPFAIL, "relay %s: %s",
+			           d->relay_name, failed);
+			relay_close(rc);
+			return RELAY_DONE;
+		}
 		if (code < 0) {
 			steps_free(&st);
 			if (!mail_ok)
