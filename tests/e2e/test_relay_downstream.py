@@ -96,6 +96,21 @@ def test_relay_downstream_refusals(mx_factory, world_tmp, procs):
     assert [p for p in dump.iterdir() if p.is_file() and p.stat().st_size] == []
 
 
+def test_relay_downstream_421_in_a_pipelined_group(mx_factory, world_tmp, procs):
+    """smtp-sink offers PIPELINING and answers RCPT with 421, then hangs up:
+    the client gets 451 and the log keeps the downstream's 421, not a bare
+    "connection lost"."""
+    port, dump = start_sink(world_tmp, procs, "-Q", "RCPT")
+    mx = relay_server(mx_factory, f"127.0.0.1:{port}")
+    _, data = make_message()
+    with mx.connect() as c:
+        c.ehlo()
+        c.send_message("a@example.test", ["gone@example.test"], data, expect_final=451)
+    rej = mx.wait_event("reject", lambda e: e.get("phase") == "deliver")
+    assert ": 421" in rej["reason"], rej
+    assert [p for p in dump.iterdir() if p.is_file() and p.stat().st_size] == []
+
+
 def test_relay_downstream_permanent_refusal(mx_factory, world_tmp, procs):
     port, _ = start_sink(world_tmp, procs, "-f", ".")  # end of data refused with 5xx
     mx = relay_server(mx_factory, f"127.0.0.1:{port}")
