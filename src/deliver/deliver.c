@@ -108,6 +108,10 @@
 #define RELAY_CONNECT_TIMEOUT 20
 #define RELAY_REPLY_TIMEOUT 60
 #define RELAY_FINAL_TIMEOUT 120
+/* After a failed connect (or greeting) the next hop counts as down: for
+ * this long every message gets its 451 at once instead of each waiting
+ * for its own connect timeout; then the next message tries again. */
+#define RELAY_DOWN_HOLD_MS 5000
 /* The spool (spool.h) lives here under the Maildir root: a leading '.'
  * cannot be a domain folder (those escape it as %2E). */
 #define DELIVER_SPOOL_DIR ".spool"
@@ -188,6 +192,9 @@ struct deliver {
 	bool retry_other_dev;
 	unsigned retry_ms;      /* the wait before that retry; doubles */
 	struct timespec retry_at;
+	/* relay: the next hop is down (mu) */
+	bool relay_down;
+	uint64_t relay_retry_ms; /* mx_now_ms() from which a connect is tried again */
 	/* free space under the Maildir root (loop thread only) */
 	uint64_t room_read_ms;  /* when statvfs last ran; 0 = never */
 	bool room_known;        /* that read worked */
@@ -1749,6 +1756,34 @@ static void relay_quit(struct relay_conn *rc)
 	relay_close(rc);
 }
 
+/* Is the next hop in its down hold? (The first message after the hold
+ * tries a connection.) */
+static bool relay_held_down(struct deliver *d)
+{
+	pthread_mutex_lock(&d->mu);
+	bool held = d->relay_down && mx_now_ms() < d->relay_retry_ms;
+	pthread_mutex_unlock(&d->mu);
+	return held;
+}
+
+/* A connect that failed (why) or worked: the down state, logged when it
+ * changes. */
+static void relay_note_connect(struct deliver *d, bool ok, const char *why)
+{
+	pthread_mutex_lock(&d->mu);
+	bool was = d->relay_down;
+	d->relay_down = !ok;
+	d->relay_retry_ms = ok ? 0 : mx_now_ms() + RELAY_DOWN_HOLD_MS;
+	pthread_mutex_unlock(&d->mu);
+	if (ok && was) {
+		log_event(LOG_NOTICE, "relay_up", "target=%s", d->relay_name);
+	} else if (!ok && !was) {
+		char q[600];
+		log_event(LOG_WARNING, "relay_down", "target=%s error=%s hold_s=%d", d->relay_name,
+		          log_quote(why, strlen(why), q, sizeof q), RELAY_DOWN_HOLD_MS / 1000);
+	}
+}
+
 static void batch_relay(struct deliver *d, struct worker *wk, struct deliver_job *jobs)
 {
 	struct relay_conn *rc = &wk->rc;
@@ -1761,7 +1796,14 @@ static void batch_relay(struct deliver *d, struct worker *wk, struct deliver_job
 		for (int attempt = 0; attempt < 2; attempt++) {
 			bool fresh = false;
 			if (rc->fd < 0) {
-				if (!relay_open(d, rc, text, sizeof text)) {
+				if (relay_held_down(d)) {
+					set_detail(j, DELIVER_TEMPFAIL, "relay %s: down, not tried for a few seconds",
+					           d->relay_name);
+					break;
+				}
+				bool ok = relay_open(d, rc, text, sizeof text);
+				relay_note_connect(d, ok, text);
+				if (!ok) {
 					set_detail(j, DELIVER_TEMPFAIL, "relay %s: %s", d->relay_name, text);
 					break;
 				}

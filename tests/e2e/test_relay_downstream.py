@@ -15,12 +15,13 @@ from mx import free_port, make_message, proxy_v1
 SINK = "/usr/sbin/smtp-sink"
 
 
-def start_sink(tmp_path, procs, *extra):
-    """smtp-sink on a free port, dumping each transaction into tmp_path/sink/
-    (tmp_path must be traversable by `nobody`: use the world_tmp fixture)."""
+def start_sink(tmp_path, procs, *extra, port=None):
+    """smtp-sink on a free port (or `port`), dumping each transaction into
+    tmp_path/sink/ (tmp_path must be traversable by `nobody`: use the
+    world_tmp fixture)."""
     if not os.access(SINK, os.X_OK):
         raise AssertionError(f"{SINK} missing: install postfix (scripts/install-deps.sh)")
-    port = free_port(v6=False)
+    port = port or free_port(v6=False)
     dump = tmp_path / "sink"
     dump.mkdir()
     os.chmod(dump, 0o777)
@@ -84,6 +85,42 @@ def test_relay_downstream_down_is_451(mx_factory):
         c.send(data + b".\r\n")
         code, text = c.reply(timeout=60)
         assert code == 451 and text[0].startswith("4.3.0"), (code, text)
+
+
+def test_relay_down_is_held_then_tried_again(mx_factory, world_tmp, procs):
+    """A next hop that cannot be reached is down for a hold of 5 s: the
+    messages meanwhile get 451 at once (not each its own connect timeout);
+    after the hold the next message connects, and goes through once the
+    next hop is back."""
+    port = free_port(v6=False)
+    mx = relay_server(mx_factory, f"127.0.0.1:{port}")
+    _, data = make_message()
+    with mx.connect() as c:
+        c.ehlo()
+        for _ in range(2):
+            c.send_message("a@example.test", ["down@example.test"], data, expect_final=451)
+    down = mx.wait_event("relay_down")
+    assert "refused" in down["error"].lower() and down["hold_s"] == "5", down
+    reasons = [e["reason"] for e in mx.events("reject") if e.get("phase") == "deliver"]
+    assert "connect:" in reasons[0] and "down, not tried" in reasons[1], reasons
+    t_down = time.monotonic()
+    _, dump = start_sink(world_tmp, procs, port=port)
+    deadline = time.monotonic() + 15
+    with mx.connect() as c:
+        c.ehlo()
+        while True:
+            c.expect("MAIL FROM:<a@example.test>", 250)
+            c.expect("RCPT TO:<back@example.test>", 250)
+            c.expect("DATA", 354)
+            c.send(data + b".\r\n")
+            code, text = c.reply(timeout=30)
+            if code == 250:
+                break
+            assert code == 451 and time.monotonic() < deadline, (code, text)
+            time.sleep(0.5)
+    assert time.monotonic() - t_down > 3, "the hold was not kept"
+    assert mx.wait_event("relay_up")["target"] == f"127.0.0.1:{port}"
+    assert len(mx.events("relay_down")) == 1
 
 
 def test_relay_downstream_refusals(mx_factory, world_tmp, procs):
