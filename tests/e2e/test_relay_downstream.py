@@ -101,6 +101,7 @@ def test_relay_down_is_held_then_tried_again(mx_factory, world_tmp, procs):
             c.send_message("a@example.test", ["down@example.test"], data, expect_final=451)
     down = mx.wait_event("relay_down")
     assert "refused" in down["error"].lower() and down["hold_s"] == "5", down
+    mx.wait_log_text("down, not tried")  # the reply can reach us before its log line
     reasons = [e["reason"] for e in mx.events("reject") if e.get("phase") == "deliver"]
     assert "connect:" in reasons[0] and "down, not tried" in reasons[1], reasons
     t_down = time.monotonic()
@@ -351,6 +352,7 @@ def test_relay_tells_postfix_the_real_client_with_xforward(mx_factory, world_tmp
         assert f"orig_queue_id={ours}, orig_client={client}" in log, (ours, log[-3000:])
     assert mx.events("relay_xforward") == []
     # our log names the next hop's queue id for each message
+    mx.wait_event("message", lambda e: e.get("queue_id") == ids[1])
     relayed = [e.get("relayed", "") for e in mx.events("message")]
     assert len(relayed) == 2 and all(f"127.0.0.1:{pf.port}: 250 2.0.0 Ok: queued as " in r
                                      for r in relayed), relayed
@@ -392,6 +394,7 @@ def test_relay_pipelined_refusal_of_one_recipient_delivers_to_none(mx_factory, w
     files = wait_delivered(new, 1, pf)
     got = files[0].read_bytes()
     assert b"Subject: after the refusal" in got, got[:300]
+    mx.wait_event("reject", lambda e: e.get("phase") == "deliver")
     rej = [e for e in mx.events("reject") if e.get("phase") == "deliver"]
     assert len(rej) == 1 and "550 5.1.1 <bad@example.test>" in rej[0]["reason"], rej
     time.sleep(0.5)  # nothing else arrives late
