@@ -4,7 +4,7 @@
  *
  * Threads. The loop thread submits jobs to one queue (mutex + condvar).
  * Relay: Relay_Connections workers, each with its own connection to the
- * next hop, take one job at a time (a job taken by a busy worker would
+ * next hop (relay.c), take one job at a time (a job taken by a busy worker would
  * wait while another idles). Maildir with the spool
  * (Fsync on, the default): ONE thread takes every waiting job, writes the
  * files, and commits them as one round (below), plus a checkpointer thread
@@ -67,6 +67,7 @@
 #include "deliver/deliver.h"
 
 #include "conf/config.h"
+#include "deliver/relay.h"
 #include "deliver/spool.h"
 #include "util/clock.h"
 #include "util/fsutil.h"
@@ -77,10 +78,6 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -88,7 +85,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/time.h>
@@ -103,15 +99,6 @@
 /* Written files waiting for a commit round: the writer stops taking jobs
  * above this (each holds an open descriptor until synced). */
 #define DELIVER_WRITTEN_MAX 1024
-/* Timeouts towards the downstream MTA, seconds: shorter than RFC 5321
- * §4.5.3.2 (5/5/3/10 minutes) because a client is waiting for our reply. */
-#define RELAY_CONNECT_TIMEOUT 20
-#define RELAY_REPLY_TIMEOUT 60
-#define RELAY_FINAL_TIMEOUT 120
-/* After a failed connect (or greeting) the next hop counts as down: for
- * this long every message gets its 451 at once instead of each waiting
- * for its own connect timeout; then the next message tries again. */
-#define RELAY_DOWN_HOLD_MS 5000
 /* The spool (spool.h) lives here under the Maildir root: a leading '.'
  * cannot be a domain folder (those escape it as %2E). */
 #define DELIVER_SPOOL_DIR ".spool"
@@ -122,28 +109,12 @@
 #define DELIVER_RETRY_FIRST_MS 1000
 #define DELIVER_RETRY_MAX_MS 300000
 
-/* XFORWARD attributes (Postfix's XFORWARD_README) a downstream offers */
-enum {
-	XF_NAME = 1, XF_ADDR = 2, XF_PROTO = 4, XF_HELO = 8, XF_SOURCE = 16, XF_IDENT = 32,
-};
-
-struct relay_conn {
-	int fd;                 /* -1 when closed */
-	bool has_8bitmime;
-	bool has_smtputf8;
-	bool pipelining;        /* RFC 2920: MAIL ... DATA go out in one write */
-	unsigned xforward;      /* XF_* the EHLO reply offered; 0 = no XFORWARD */
-	bool xforward_refused;  /* a refusal was logged on this connection */
-	char buf[8192];         /* reply bytes read but not consumed */
-	size_t len;
-};
-
 struct job_work;
 
 struct worker {
 	struct deliver *d;
 	pthread_t tid;
-	struct relay_conn rc;
+	struct relay_conn *rc;  /* relay: this worker's connection */
 };
 
 struct deliver {
@@ -152,9 +123,7 @@ struct deliver {
 	enum mx_delivery mode;
 	char *maildir;
 	bool fsync;
-	char *relay_host;
-	char relay_port[8];
-	char *relay_name;       /* "host:port" for messages */
+	struct relay *relay;    /* Delivery = relay: the next hop */
 	char *helo_name;
 	char unique_host[256];  /* hostname with '/' and ':' escaped */
 	long pid;               /* P part of unique names (no fork after start) */
@@ -192,9 +161,6 @@ struct deliver {
 	bool retry_other_dev;
 	unsigned retry_ms;      /* the wait before that retry; doubles */
 	struct timespec retry_at;
-	/* relay: the next hop is down (mu) */
-	bool relay_down;
-	uint64_t relay_retry_ms; /* mx_now_ms() from which a connect is tried again */
 	/* free space under the Maildir root (loop thread only) */
 	uint64_t room_read_ms;  /* when statvfs last ran; 0 = never */
 	bool room_known;        /* that read worked */
@@ -220,11 +186,7 @@ static char *xstrdup(const char *s)
 	return r;
 }
 
-static void set_detail(struct deliver_job *job, enum deliver_status st,
-                       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_detail(struct deliver_job *job, enum deliver_status st,
-                       const char *fmt, ...)
+void deliver_job_status(struct deliver_job *job, enum deliver_status st, const char *fmt, ...)
 {
 	va_list ap;
 	job->status = st;
@@ -462,7 +424,7 @@ static void job_rollback(struct job_work *w)
 
 static void job_fail(struct job_work *w, const char *what, const char *path, int err)
 {
-	set_detail(w->job, DELIVER_TEMPFAIL, "maildir %s %s: %s", what, path, strerror(err));
+	deliver_job_status(w->job, DELIVER_TEMPFAIL, "maildir %s %s: %s", what, path, strerror(err));
 	w->job->no_space = err == ENOSPC || err == EDQUOT;
 	job_rollback(w);
 }
@@ -518,7 +480,7 @@ static void job_write(struct deliver *d, struct job_work *w)
 		size_t nt = count_targets(&job->rcpts[i]);
 		for (size_t t = 0; t < nt; t++) {
 			if (!rcpt_mailbox(d->maildir, &job->rcpts[i], t, path, sizeof path)) {
-				set_detail(job, DELIVER_PERMFAIL, "maildir: mailbox path too long");
+				deliver_job_status(job, DELIVER_PERMFAIL, "maildir: mailbox path too long");
 				job_rollback(w);
 				return;
 			}
@@ -530,13 +492,13 @@ static void job_write(struct deliver *d, struct job_work *w)
 		}
 	}
 	if (w->nfiles == 0) {
-		set_detail(job, DELIVER_PERMFAIL, "no recipients");
+		deliver_job_status(job, DELIVER_PERMFAIL, "no recipients");
 		w->failed = true;
 		return;
 	}
 	lf = to_lf(job->data, job->len, &lf_len);
 	if (lf == NULL) {
-		set_detail(job, DELIVER_TEMPFAIL, "out of memory");
+		deliver_job_status(job, DELIVER_TEMPFAIL, "out of memory");
 		w->failed = true;
 		return;
 	}
@@ -1247,579 +1209,6 @@ static void spool_stop(struct deliver *d)
 	d->spool = NULL;
 }
 
-/* ---- relay ---- */
-
-static void relay_close(struct relay_conn *rc)
-{
-	if (rc->fd >= 0)
-		close(rc->fd);
-	rc->fd = -1;
-	rc->len = 0;
-}
-
-static void set_timeout(int fd, unsigned seconds)
-{
-	struct timeval tv = {.tv_sec = (time_t)seconds, .tv_usec = 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-/* Is the word at p (up to a blank or the end) `kw`, case-insensitively? */
-static bool word_is(const char *p, const char *kw)
-{
-	size_t n = strlen(kw);
-	return strncasecmp(p, kw, n) == 0 && (p[n] == '\0' || p[n] == ' ');
-}
-
-/* An EHLO keyword line (without the code): note what we use. */
-static void note_extension(struct relay_conn *rc, const char *kw)
-{
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} attrs[] = {
-		{"NAME", XF_NAME}, {"ADDR", XF_ADDR}, {"PROTO", XF_PROTO},
-		{"HELO", XF_HELO}, {"SOURCE", XF_SOURCE}, {"IDENT", XF_IDENT},
-	};
-	if (word_is(kw, "PIPELINING"))
-		rc->pipelining = true;
-	else if (word_is(kw, "8BITMIME"))
-		rc->has_8bitmime = true;
-	else if (word_is(kw, "SMTPUTF8"))
-		rc->has_smtputf8 = true;
-	else if (word_is(kw, "XFORWARD"))
-		for (const char *p = strchr(kw, ' '); p; p = strchr(p + 1, ' '))
-			for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
-				if (word_is(p + 1, attrs[i].name))
-					rc->xforward |= attrs[i].bit;
-}
-
-/* Read one reply (all its lines). Returns the code, or -1 on a broken
- * connection; `text` gets the last line. */
-static int relay_reply(struct relay_conn *rc, unsigned timeout, char *text, size_t tlen)
-{
-	set_timeout(rc->fd, timeout);
-	snprintf(text, tlen, "connection lost");
-	for (;;) {
-		char *nl = memchr(rc->buf, '\n', rc->len);
-		if (nl == NULL) {
-			if (rc->len == sizeof rc->buf) /* a line longer than any reply */
-				return -1;
-			ssize_t r = recv(rc->fd, rc->buf + rc->len, sizeof rc->buf - rc->len, 0);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				if (r < 0)
-					snprintf(text, tlen, "%s", errno == EAGAIN ? "timeout" : strerror(errno));
-				return -1;
-			}
-			rc->len += (size_t)r;
-			continue;
-		}
-		size_t ll = (size_t)(nl - rc->buf) + 1;
-		char line[1024];
-		size_t cl = ll < sizeof line ? ll : sizeof line - 1;
-		memcpy(line, rc->buf, cl);
-		line[cl] = '\0';
-		memmove(rc->buf, rc->buf + ll, rc->len - ll);
-		rc->len -= ll;
-		line[strcspn(line, "\r\n")] = '\0';
-		if (strlen(line) < 3 || line[0] < '2' || line[0] > '5' ||
-		    line[1] < '0' || line[1] > '9' || line[2] < '0' || line[2] > '9') {
-			snprintf(text, tlen, "bad reply line");
-			return -1;
-		}
-		for (char *p = line; *p; p++)
-			if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-				*p = '?';
-		if (line[3] == '-' || line[3] == ' ')
-			note_extension(rc, line + 4);
-		if (line[3] == '-')
-			continue;
-		size_t l = strlen(line) < tlen ? strlen(line) : tlen - 1;
-		memcpy(text, line, l);
-		text[l] = '\0';
-		return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	}
-}
-
-/* Send all of [p, p+n). `more`: another piece follows at once (MSG_MORE:
- * the kernel holds a partial segment for it), so a message and its
- * terminator leave as full segments; the last piece of a burst goes
- * without, and TCP_NODELAY (set at connect) sends it now. */
-static bool relay_send_more(struct relay_conn *rc, const char *p, size_t n, bool more)
-{
-	while (n > 0) {
-		ssize_t w = send(rc->fd, p, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return false;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-static bool relay_send(struct relay_conn *rc, const char *p, size_t n)
-{
-	return relay_send_more(rc, p, n, false);
-}
-
-static int relay_cmd(struct relay_conn *rc, const char *cmd, unsigned timeout,
-                     char *text, size_t tlen)
-{
-	set_timeout(rc->fd, timeout);
-	if (!relay_send(rc, cmd, strlen(cmd))) {
-		snprintf(text, tlen, "send: %s", strerror(errno));
-		return -1;
-	}
-	return relay_reply(rc, timeout, text, tlen);
-}
-
-static int connect_timeout(const struct addrinfo *ai, unsigned seconds)
-{
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-	                ai->ai_protocol);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-		if (errno != EINPROGRESS) {
-			close(fd);
-			return -1;
-		}
-		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-		int err = 0;
-		socklen_t el = sizeof err;
-		int pr = poll(&pfd, 1, (int)seconds * 1000);
-		if (pr <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err) {
-			close(fd);
-			errno = pr == 0 ? ETIMEDOUT : (err ? err : errno);
-			return -1;
-		}
-	}
-	int fl = fcntl(fd, F_GETFL);
-	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-	/* Every write ends a burst that the downstream must answer: without
-	 * this, Nagle holds the final ".\r\n" behind the data until the
-	 * downstream's delayed ACK (40 ms a message, measured). */
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	return fd;
-}
-
-/* Connect, greeting, EHLO (HELO if refused). */
-static bool relay_open(struct deliver *d, struct relay_conn *rc, char *text, size_t tlen)
-{
-	struct addrinfo hints, *res = NULL;
-	char cmd[600];
-	int code;
-
-	memset(&hints, 0, sizeof hints);
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	int g = getaddrinfo(d->relay_host, d->relay_port, &hints, &res);
-	if (g != 0) {
-		snprintf(text, tlen, "resolve: %s", gai_strerror(g));
-		return false;
-	}
-	rc->fd = -1;
-	int e = 0;
-	for (struct addrinfo *ai = res; ai && rc->fd < 0; ai = ai->ai_next) {
-		rc->fd = connect_timeout(ai, RELAY_CONNECT_TIMEOUT);
-		e = errno;
-	}
-	freeaddrinfo(res);
-	if (rc->fd < 0) {
-		snprintf(text, tlen, "connect: %s", strerror(e));
-		return false;
-	}
-	rc->len = 0;
-	rc->has_8bitmime = rc->has_smtputf8 = rc->pipelining = false;
-	rc->xforward = 0;
-	rc->xforward_refused = false;
-	code = relay_reply(rc, RELAY_REPLY_TIMEOUT, text, tlen);
-	if (code != 220)
-		goto fail;
-	snprintf(cmd, sizeof cmd, "EHLO %s\r\n", d->helo_name);
-	code = relay_cmd(rc, cmd, RELAY_REPLY_TIMEOUT, text, tlen);
-	if (code >= 500 && code < 600) {
-		snprintf(cmd, sizeof cmd, "HELO %s\r\n", d->helo_name);
-		code = relay_cmd(rc, cmd, RELAY_REPLY_TIMEOUT, text, tlen);
-	}
-	if (code == 250)
-		return true;
-fail:
-	relay_close(rc);
-	return false;
-}
-
-static bool has_8bit(const char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] >= 0x80)
-			return true;
-	return false;
-}
-
-/* Send the message dot-stuffed, ending with CRLF.CRLF. */
-static bool relay_data(struct relay_conn *rc, const char *data, size_t len)
-{
-	size_t start = 0;
-	bool bol = true;
-
-	set_timeout(rc->fd, RELAY_REPLY_TIMEOUT);
-	for (size_t i = 0; i < len; i++) {
-		if (bol && data[i] == '.') {
-			if (!relay_send_more(rc, data + start, i - start, true) ||
-			    !relay_send_more(rc, ".", 1, true))
-				return false;
-			start = i;
-		}
-		bol = data[i] == '\n';
-	}
-	if (!relay_send_more(rc, data + start, len - start, true))
-		return false;
-	if (len > 0 && !(len >= 2 && data[len - 2] == '\r' && data[len - 1] == '\n'))
-		if (!relay_send_more(rc, "\r\n", 2, true))
-			return false;
-	return relay_send(rc, ".\r\n", 3);
-}
-
-enum relay_outcome {
-	RELAY_DONE = 1,   /* status set from a reply */
-	RELAY_BROKEN,     /* the connection died: maybe retry on a fresh one */
-};
-
-/* "KEY=value" with the value as xtext (RFC 3461: '+', '=' and bytes
- * outside '!'..'~' as +XX), "[UNAVAILABLE]" for an empty value. Returns
- * the length (out is big enough: a value is at most 255 bytes). */
-static size_t xtext_attr(char *out, const char *key, const char *v)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = (size_t)sprintf(out, "%s=", key);
-	if (*v == '\0')
-		v = "[UNAVAILABLE]";
-	for (size_t i = 0; v[i] && i < 255; i++) {
-		unsigned char c = (unsigned char)v[i];
-		if (c < '!' || c > '~' || c == '+' || c == '=') {
-			out[n++] = '+';
-			out[n++] = hex[c >> 4];
-			out[n++] = hex[c & 15];
-		} else {
-			out[n++] = (char)c;
-		}
-	}
-	out[n] = '\0';
-	return n;
-}
-
-/* A transaction's commands up to DATA, back to back, each CRLF-ended. */
-enum relay_step { STEP_XFORWARD, STEP_MAIL, STEP_RCPT, STEP_DATA };
-struct relay_steps {
-	char *buf;
-	size_t len, cap;
-	size_t *end;            /* where each command ends in buf */
-	enum relay_step *kind;
-	size_t n, ncap;
-};
-
-static void steps_add(struct relay_steps *st, enum relay_step kind, const char *cmd, size_t n)
-{
-	if (st->len + n + 2 > st->cap) {
-		size_t cap = st->cap ? st->cap : 1024;
-		while (cap < st->len + n + 2)
-			cap *= 2;
-		char *b = realloc(st->buf, cap);
-		if (b == NULL)
-			abort();
-		st->buf = b;
-		st->cap = cap;
-	}
-	if (st->n == st->ncap) {
-		size_t cap = st->ncap ? st->ncap * 2 : 8;
-		size_t *e = realloc(st->end, cap * sizeof *e);
-		enum relay_step *k = e ? realloc(st->kind, cap * sizeof *k) : NULL;
-		if (k == NULL)
-			abort();
-		st->end = e;
-		st->kind = k;
-		st->ncap = cap;
-	}
-	memcpy(st->buf + st->len, cmd, n);
-	memcpy(st->buf + st->len + n, "\r\n", 2);
-	st->len += n + 2;
-	st->end[st->n] = st->len;
-	st->kind[st->n++] = kind;
-}
-
-static void steps_free(struct relay_steps *st)
-{
-	free(st->buf);
-	free(st->end);
-	free(st->kind);
-}
-
-/* The XFORWARD commands that tell the downstream who the client was
- * (Postfix's XFORWARD: its logs and policies then name the real client,
- * not us): the attributes it offered, in commands of at most 512 octets. */
-static void xforward_steps(const struct relay_conn *rc, const struct deliver_job *job,
-                           struct relay_steps *st)
-{
-	char addr[64], attr[6 + 3 * 255 + 8], cmd[512 + 3 * 255 + 16];
-	/* an IPv6 address as Postfix's own XFORWARD writes it: "IPV6:" first */
-	snprintf(addr, sizeof addr, "%s%s", strchr(job->client_addr, ':') ? "IPV6:" : "",
-	         job->client_addr);
-	const struct {
-		unsigned bit;
-		const char *key, *value;
-	} attrs[] = {
-		{XF_NAME, "NAME", ""}, /* no PTR lookups here: unavailable */
-		{XF_ADDR, "ADDR", job->client_addr[0] ? addr : ""},
-		{XF_PROTO, "PROTO", job->client_esmtp ? "ESMTP" : "SMTP"},
-		{XF_HELO, "HELO", job->client_helo},
-		{XF_SOURCE, "SOURCE", "REMOTE"},
-		{XF_IDENT, "IDENT", job->queue_id},
-	};
-	size_t len = 0;
-	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
-		if (!(rc->xforward & attrs[i].bit))
-			continue;
-		size_t n = xtext_attr(attr, attrs[i].key, attrs[i].value);
-		if (len > 0 && len + 1 + n + 2 > 512) {
-			steps_add(st, STEP_XFORWARD, cmd, len);
-			len = 0;
-		}
-		if (len == 0)
-			len = (size_t)sprintf(cmd, "XFORWARD");
-		cmd[len++] = ' ';
-		memcpy(cmd + len, attr, n + 1);
-		len += n;
-	}
-	if (len)
-		steps_add(st, STEP_XFORWARD, cmd, len);
-}
-
-/* An XFORWARD reply: a refusal is logged once a connection. A 501 is
- * about one value (an IPv4-only Postfix refuses an IPv6 ADDR): the next
- * message tries again; any other refusal is about the command: not sent
- * again on this connection. The message goes on either way (the
- * attributes only inform). */
-static void xforward_reply(struct deliver *d, struct relay_conn *rc,
-                           const struct deliver_job *job, int code, const char *text)
-{
-	if (code == 250)
-		return;
-	if (!rc->xforward_refused) {
-		char q[600];
-		log_event(LOG_WARNING, "relay_xforward",
-		          "target=%s queue_id=%s reply=%s note=\"sent without it; logged once a "
-		          "connection\"",
-		          d->relay_name, job->queue_id, log_quote(text, strlen(text), q, sizeof q));
-		rc->xforward_refused = true;
-	}
-	if (code != 501)
-		rc->xforward = 0;
-}
-
-/* One message over an open connection. With PIPELINING the commands up to
- * DATA leave in one write and the replies are read in order; without, each
- * waits for the previous reply and the first refusal stops the rest.
- * All-or-nothing: one refused recipient fails the message; if DATA was
- * answered 354 all the same (pipelined), the connection is closed before
- * any data, which aborts the transaction downstream. */
-static enum relay_outcome relay_one(struct deliver *d, struct relay_conn *rc,
-                                    struct deliver_job *job)
-{
-	char cmd[1200], text[512], failed[512] = "";
-	int code, fail = 0;
-	bool mail_ok = false, data_open = false;
-	bool eight = has_8bit(job->data, job->len);
-	bool utf8 = has_8bit(job->mail_from, strlen(job->mail_from));
-	for (size_t i = 0; i < job->nrcpts; i++)
-		utf8 = utf8 || has_8bit(job->rcpts[i].local, strlen(job->rcpts[i].local)) ||
-		       has_8bit(job->rcpts[i].domain, strlen(job->rcpts[i].domain));
-
-	struct relay_steps st = {0};
-	if (rc->xforward)
-		xforward_steps(rc, job, &st);
-	int n = snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>%s%s", job->mail_from,
-	                 eight && rc->has_8bitmime ? " BODY=8BITMIME" : "",
-	                 utf8 && rc->has_smtputf8 ? " SMTPUTF8" : "");
-	steps_add(&st, STEP_MAIL, cmd, (size_t)n);
-	for (size_t i = 0; i < job->nrcpts; i++) {
-		n = snprintf(cmd, sizeof cmd, "RCPT TO:<%s@%s>", job->rcpts[i].local,
-		             job->rcpts[i].domain);
-		steps_add(&st, STEP_RCPT, cmd, (size_t)n);
-	}
-	steps_add(&st, STEP_DATA, "DATA", 4);
-
-	set_timeout(rc->fd, RELAY_REPLY_TIMEOUT);
-	bool pipelined = rc->pipelining;
-	if (pipelined && !relay_send(rc, st.buf, st.len)) {
-		steps_free(&st);
-		return RELAY_BROKEN; /* nothing was taken: a fresh connection may */
-	}
-	for (size_t i = 0, from = 0; i < st.n; from = st.end[i++]) {
-		if (!pipelined && !relay_send(rc, st.buf + from, st.end[i] - from)) {
-			snprintf(text, sizeof text, "send: %s", strerror(errno));
-			code = -1;
-		} else {
-			code = relay_reply(rc, RELAY_REPLY_TIMEOUT, text, sizeof text);
-		}
-		if (code < 0 && fail) {
-			/* refused, then gone (a 421, or a close after a 5xx): the
-			 * refusal is the answer */
-			steps_free(&st);
-			set_detail(job, fail >= 500 ? DELIVER_PERMFAIL : DELIVER_TEMPFAIL, "relay %s: %s",
-			           d->relay_name, failed);
-			relay_close(rc);
-			return RELAY_DONE;
-		}
-		if (code < 0) {
-			steps_free(&st);
-			if (!mail_ok)
-				return RELAY_BROKEN;
-			goto lost;
-		}
-		bool ok = true;
-		switch (st.kind[i]) {
-		case STEP_XFORWARD:
-			xforward_reply(d, rc, job, code, text);
-			break;
-		case STEP_MAIL:
-			ok = mail_ok = code == 250;
-			break;
-		case STEP_RCPT:
-			ok = code == 250 || code == 251;
-			break;
-		case STEP_DATA:
-			ok = data_open = code == 354;
-			break;
-		}
-		if (!ok && !fail) {
-			fail = code;
-			snprintf(failed, sizeof failed, "%s", text);
-		}
-		if (fail && !pipelined)
-			break;
-	}
-	steps_free(&st);
-	if (fail) {
-		set_detail(job, fail >= 500 ? DELIVER_PERMFAIL : DELIVER_TEMPFAIL, "relay %s: %s",
-		           d->relay_name, failed);
-		if (data_open)
-			relay_close(rc); /* never send the data: closing aborts it */
-		else if (relay_cmd(rc, "RSET\r\n", RELAY_REPLY_TIMEOUT, text, sizeof text) != 250)
-			relay_close(rc);
-		return RELAY_DONE;
-	}
-	if (!relay_data(rc, job->data, job->len)) {
-		snprintf(text, sizeof text, "send: %s", strerror(errno));
-		goto lost;
-	}
-	code = relay_reply(rc, RELAY_FINAL_TIMEOUT, text, sizeof text);
-	if (code < 0)
-		goto lost;
-	if (code != 250)
-		goto refused;
-	set_detail(job, DELIVER_OK, "relay %s: %s", d->relay_name, text);
-	return RELAY_DONE;
-refused:
-	set_detail(job, code >= 500 ? DELIVER_PERMFAIL : DELIVER_TEMPFAIL, "relay %s: %s",
-	           d->relay_name, text);
-	if (relay_cmd(rc, "RSET\r\n", RELAY_REPLY_TIMEOUT, text, sizeof text) != 250)
-		relay_close(rc);
-	return RELAY_DONE;
-lost:
-	/* after MAIL was accepted the transaction may have half-happened: no
-	 * retry, the client retries the whole message later */
-	set_detail(job, DELIVER_TEMPFAIL, "relay %s: %s", d->relay_name, text);
-	relay_close(rc);
-	return RELAY_DONE;
-}
-
-/* An idle connection with something to read (a 421 before an idle close,
- * or EOF) is stale: the downstream is leaving, do not start a transaction. */
-static bool relay_stale(struct relay_conn *rc)
-{
-	struct pollfd pfd = {.fd = rc->fd, .events = POLLIN};
-	return rc->len > 0 || poll(&pfd, 1, 0) != 0;
-}
-
-static void relay_quit(struct relay_conn *rc)
-{
-	char text[128];
-	if (rc->fd >= 0 && !relay_stale(rc))
-		relay_cmd(rc, "QUIT\r\n", 5, text, sizeof text);
-	relay_close(rc);
-}
-
-/* Is the next hop in its down hold? (The first message after the hold
- * tries a connection.) */
-static bool relay_held_down(struct deliver *d)
-{
-	pthread_mutex_lock(&d->mu);
-	bool held = d->relay_down && mx_now_ms() < d->relay_retry_ms;
-	pthread_mutex_unlock(&d->mu);
-	return held;
-}
-
-/* A connect that failed (why) or worked: the down state, logged when it
- * changes. */
-static void relay_note_connect(struct deliver *d, bool ok, const char *why)
-{
-	pthread_mutex_lock(&d->mu);
-	bool was = d->relay_down;
-	d->relay_down = !ok;
-	d->relay_retry_ms = ok ? 0 : mx_now_ms() + RELAY_DOWN_HOLD_MS;
-	pthread_mutex_unlock(&d->mu);
-	if (ok && was) {
-		log_event(LOG_NOTICE, "relay_up", "target=%s", d->relay_name);
-	} else if (!ok && !was) {
-		char q[600];
-		log_event(LOG_WARNING, "relay_down", "target=%s error=%s hold_s=%d", d->relay_name,
-		          log_quote(why, strlen(why), q, sizeof q), RELAY_DOWN_HOLD_MS / 1000);
-	}
-}
-
-static void batch_relay(struct deliver *d, struct worker *wk, struct deliver_job *jobs)
-{
-	struct relay_conn *rc = &wk->rc;
-	char text[512];
-
-	for (struct deliver_job *j = jobs; j; j = j->next) {
-		j->detail[0] = '\0';
-		if (rc->fd >= 0 && relay_stale(rc))
-			relay_close(rc);
-		for (int attempt = 0; attempt < 2; attempt++) {
-			bool fresh = false;
-			if (rc->fd < 0) {
-				if (relay_held_down(d)) {
-					set_detail(j, DELIVER_TEMPFAIL, "relay %s: down, not tried for a few seconds",
-					           d->relay_name);
-					break;
-				}
-				bool ok = relay_open(d, rc, text, sizeof text);
-				relay_note_connect(d, ok, text);
-				if (!ok) {
-					set_detail(j, DELIVER_TEMPFAIL, "relay %s: %s", d->relay_name, text);
-					break;
-				}
-				fresh = true;
-			}
-			if (relay_one(d, rc, j) == RELAY_DONE)
-				break;
-			/* a reused connection the downstream had closed: once more */
-			relay_close(rc);
-			set_detail(j, DELIVER_TEMPFAIL, "relay %s: connection lost", d->relay_name);
-			if (fresh)
-				break;
-		}
-	}
-}
-
 /* ---- threads and completions ---- */
 
 const double deliver_lat_bounds_s[DELIVER_LAT_BOUNDS] = {
@@ -2028,10 +1417,11 @@ static void *worker_main(void *arg)
 	/* One job at a time: each connection is busy with one transaction, and
 	 * a job taken by a busy worker would wait while another idles. */
 	while ((batch = next_batch(d, 1, &last, &n)) != NULL) {
-		batch_relay(d, wk, batch);
+		relay_deliver(d->relay, wk->rc, batch);
 		post_done(d, batch, last);
 	}
-	relay_quit(&wk->rc);
+	relay_conn_free(wk->rc);
+	wk->rc = NULL;
 	return NULL;
 }
 
@@ -2079,18 +1469,14 @@ struct deliver *deliver_create(struct event_base *base, const struct mx_config *
 	d->maildir = cfg->maildir ? xstrdup(cfg->maildir) : NULL;
 	d->helo_name = xstrdup(cfg->hostname ? cfg->hostname : "localhost");
 	if (d->mode == MX_DELIVERY_RELAY) {
-		uint16_t port = 25;
-		if (cfg->relay_target == NULL ||
-		    !mx_hostport_split(cfg->relay_target, host, sizeof host, &port, false)) {
+		d->relay = relay_new(cfg->relay_target, d->helo_name);
+		if (d->relay == NULL) {
 			log_event(LOG_ERR, "deliver_error", "reason=\"bad Relay_Target\"");
 			free(d->maildir);
 			free(d->helo_name);
 			free(d);
 			return NULL;
 		}
-		d->relay_host = xstrdup(host);
-		snprintf(d->relay_port, sizeof d->relay_port, "%u", port ? port : 25u);
-		d->relay_name = xstrdup(cfg->relay_target);
 	} else if (d->maildir == NULL) {
 		free(d->helo_name);
 		free(d);
@@ -2147,7 +1533,8 @@ struct deliver *deliver_create(struct event_base *base, const struct mx_config *
 	d->workers = xcalloc(d->nworkers, sizeof *d->workers);
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		d->workers[i].d = d;
-		d->workers[i].rc.fd = -1;
+		if (d->relay)
+			d->workers[i].rc = relay_conn_new();
 		if (pthread_create(&d->workers[i].tid, NULL, worker_main, &d->workers[i]) != 0)
 			abort();
 		/* names for top -H, ps -L and perf (15 bytes at most) */
@@ -2261,8 +1648,7 @@ void deliver_destroy(struct deliver *d)
 	pthread_cond_destroy(&d->kcv);
 	free(d->workers);
 	free(d->maildir);
-	free(d->relay_host);
-	free(d->relay_name);
+	relay_free(d->relay);
 	free(d->helo_name);
 	free(d);
 }

@@ -66,6 +66,10 @@ struct deliver_job {
 	uint64_t submitted_us;      /* monotonic, for the latency histogram */
 };
 
+/* Set a job's outcome and its detail (printf-style; cut at its size). */
+void deliver_job_status(struct deliver_job *job, enum deliver_status st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Counters for the metrics endpoint. Latency is per job, from
  * deliver_submit until the job is durable (or failed) and its completion is
  * posted to the loop: what a client waits for its 250 after the final dot,
