@@ -139,6 +139,9 @@ char *mx_metrics_render(void *arg)
 	    "452 4.3.1: MAIL refused under Min_Free_Space, or a message refused because the "
 	    "Maildir filesystem was full.",
 	    st->storage_refused);
+	one(f, "mxsieve_next_hop_refused_total", "counter",
+	    "451 4.4.1: MAIL refused while the relay next hop was down (Delivery = relay).",
+	    st->next_hop_refused);
 	uint64_t free_bytes, free_inodes;
 	if (srv->smtp.deliver && deliver_free_space(srv->smtp.deliver, &free_bytes, &free_inodes)) {
 		one(f, "mxsieve_maildir_free_bytes", "gauge",

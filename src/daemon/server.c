@@ -393,16 +393,16 @@ static char *ctl_summary(void *arg, int argc, char **argv)
 	struct mx_server *srv = arg;
 	const struct smtp_stats *st = &srv->smtp.stats;
 	struct audit_stats as = {0};
-	char *out = malloc(1024);
+	char *out = malloc(2048);
 	(void)argc;
 	(void)argv;
 	if (srv->smtp.audit)
 		audit_get_stats(srv->smtp.audit, &as);
 	if (out)
-		snprintf(out, 1024,
+		snprintf(out, 2048,
 		         "sessions: %u\ntarpitted: %llu\nconnections: %llu\nmessages: %llu\n"
 		         "refused: %llu\nrelay_denied: %llu\nunknown_recipients: %llu\n"
-		         "storage_refused: %llu\n"
+		         "storage_refused: %llu\nnext_hop_refused: %llu\n"
 		         "concurrency_refused: %llu\nproxy_errors: %llu\n"
 		         "early_talkers: %llu\ntls: %llu\ntarpits: %llu\npolicy_runs: %llu\n"
 		         "policy_errors: %llu\naudit_live_addresses: %llu\n"
@@ -411,6 +411,7 @@ static char *ctl_summary(void *arg, int argc, char **argv)
 		         (unsigned long long)st->connections, (unsigned long long)st->messages,
 		         (unsigned long long)st->refused, (unsigned long long)st->relay_denied,
 		         (unsigned long long)st->unknown_rcpts, (unsigned long long)st->storage_refused,
+		         (unsigned long long)st->next_hop_refused,
 		         (unsigned long long)st->cap_refused,
 		         (unsigned long long)st->proxy_errors, (unsigned long long)st->early_talkers,
 		         (unsigned long long)st->tls, (unsigned long long)st->tarpits,

@@ -1590,6 +1590,11 @@ bool deliver_has_room(struct deliver *d, uint64_t size, uint64_t reserve)
 	return size <= spare && spare - size >= size / 2;
 }
 
+bool deliver_next_hop_down(struct deliver *d)
+{
+	return d->relay && relay_is_down(d->relay);
+}
+
 bool deliver_free_space(struct deliver *d, uint64_t *bytes, uint64_t *inodes)
 {
 	if (d->mode == MX_DELIVERY_RELAY || !d->room_known)

@@ -101,6 +101,10 @@ void deliver_get_stats(struct deliver *d, struct deliver_stats *out);
 #define DELIVER_MIN_INODES 1000
 bool deliver_has_room(struct deliver *d, uint64_t size, uint64_t reserve);
 
+/* Delivery = relay and the next hop is in its down hold (relay.h): a new
+ * transaction would only get its 451 at the final dot. */
+bool deliver_next_hop_down(struct deliver *d);
+
 /* What the last deliver_has_room read: bytes and inodes available, false
  * when nothing was read yet (or relay). */
 bool deliver_free_space(struct deliver *d, uint64_t *bytes, uint64_t *inodes);

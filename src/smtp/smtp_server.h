@@ -39,6 +39,7 @@ struct smtp_stats {
 	uint64_t relay_denied;   /* RCPT 550 5.7.1: not our domain, not a relay client */
 	uint64_t unknown_rcpts;  /* RCPT 550 5.1.1: not in Valid_Recipients */
 	uint64_t storage_refused; /* 452 4.3.1: MAIL under Min_Free_Space, or the store full at end of data */
+	uint64_t next_hop_refused; /* 451 4.4.1: MAIL while the relay next hop is down */
 	uint64_t tls;            /* STARTTLS handshakes completed */
 	uint64_t tarpits;        /* replies delayed by a policy tarpit */
 	uint64_t tarpitted_now;  /* sessions waiting in a tarpit right now */

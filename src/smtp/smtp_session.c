@@ -1417,6 +1417,13 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
 		return;
 	}
+	if (s->srv->deliver && deliver_next_hop_down(s->srv->deliver)) {
+		/* not the client's error either: the data would only get a 451 */
+		s->srv->stats.next_hop_refused++;
+		log_reject(s, "mailfrom", 451, "next hop down");
+		reply(s, "451 4.4.1 Error: next hop not reachable, try again later");
+		return;
+	}
 	if (!pending_new(s, MX_PHASE_MAILFROM)) {
 		reply(s, "451 4.3.0 Out of memory");
 		return;

@@ -88,29 +88,52 @@ def test_relay_downstream_down_is_451(mx_factory):
 
 
 def test_relay_down_is_held_then_tried_again(mx_factory, world_tmp, procs):
-    """A next hop that cannot be reached is down for a hold of 5 s: the
-    messages meanwhile get 451 at once (not each its own connect timeout);
-    after the hold the next message connects, and goes through once the
-    next hop is back."""
+    """A next hop that cannot be reached is down for a hold of 5 s: a
+    message already under way gets its 451 at once (not each its own
+    connect timeout), a new transaction is refused at MAIL (451 4.4.1, no
+    data sent in vain); after the hold the next message connects, and goes
+    through once the next hop is back."""
     port = free_port(v6=False)
     mx = relay_server(mx_factory, f"127.0.0.1:{port}")
     _, data = make_message()
     with mx.connect() as c:
         c.ehlo()
-        for _ in range(2):
-            c.send_message("a@example.test", ["down@example.test"], data, expect_final=451)
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<down@example.test>", 250)
+        # a second transaction already under way when the next hop is found down
+        with mx.connect() as c2:
+            c2.ehlo()
+            c2.expect("MAIL FROM:<a@example.test>", 250)
+            c2.expect("RCPT TO:<down@example.test>", 250)
+            c.expect("DATA", 354)
+            c.send(data + b".\r\n")
+            assert c.reply(timeout=30)[0] == 451
+            c2.expect("DATA", 354)
+            c2.send(data + b".\r\n")
+            assert c2.reply(timeout=30)[0] == 451
+        # while it is held down, a new transaction is refused at MAIL
+        code, text = c.cmd("MAIL FROM:<a@example.test>")
+        assert (code, text[0][:5]) == (451, "4.4.1"), (code, text)
     down = mx.wait_event("relay_down")
     assert "refused" in down["error"].lower() and down["hold_s"] == "5", down
     mx.wait_log_text("down, not tried")  # the reply can reach us before its log line
-    reasons = [e["reason"] for e in mx.events("reject") if e.get("phase") == "deliver"]
+    mx.wait_log_text("next hop down")
+    rejects = mx.events("reject")
+    reasons = [e["reason"] for e in rejects if e.get("phase") == "deliver"]
     assert "connect:" in reasons[0] and "down, not tried" in reasons[1], reasons
+    assert [e["code"] for e in rejects if e.get("phase") == "mailfrom"] == ["451"], rejects
     t_down = time.monotonic()
     _, dump = start_sink(world_tmp, procs, port=port)
     deadline = time.monotonic() + 15
     with mx.connect() as c:
         c.ehlo()
         while True:
-            c.expect("MAIL FROM:<a@example.test>", 250)
+            code, text = c.cmd("MAIL FROM:<a@example.test>")
+            if code == 451:  # still held down
+                assert text[0].startswith("4.4.1") and time.monotonic() < deadline, (code, text)
+                time.sleep(0.5)
+                continue
+            assert code == 250, (code, text)
             c.expect("RCPT TO:<back@example.test>", 250)
             c.expect("DATA", 354)
             c.send(data + b".\r\n")

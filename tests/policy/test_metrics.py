@@ -99,6 +99,7 @@ def test_metrics_count_what_happened(msrv):
     assert after[("mxsieve_recipients_refused_total", '{reason="relay"}')] == 1
     assert after[("mxsieve_recipients_refused_total", '{reason="unknown"}')] == 1
     assert after[("mxsieve_storage_refused_total", "")] == 0
+    assert after[("mxsieve_next_hop_refused_total", "")] == 0
     # read by the MAILs above: this filesystem's free space, as statvfs says
     st = os.statvfs(msrv.maildir)
     assert abs(after[("mxsieve_maildir_free_bytes", "")] - st.f_bavail * st.f_frsize) < 2**30
@@ -132,6 +133,33 @@ def test_storage_refusals_are_counted(pol_factory):
     assert m[("mxsieve_storage_refused_total", "")] == 2
     assert m[("mxsieve_maildir_free_bytes", "")] < 1000000 * 2**30
     assert pol.summary(srv.ctl("summary"))["storage_refused"] == 2
+
+
+def test_next_hop_refusals_are_counted(pol_factory):
+    """Delivery = relay to a next hop that refuses connections: the first
+    message finds it down at its final dot; during the 5 s hold that
+    follows, MAIL itself is refused (451 4.4.1), so no client sends data
+    that could only get a 451."""
+    port = free_port(v6=False)
+    srv = pol_factory(extra=f'Metrics_Listener {{ Listen "127.0.0.1:{port}" {{ }} }}\n',
+                      options={"Delivery": "relay",
+                               "Relay_Target": f"127.0.0.1:{free_port(v6=False)}"})
+    with Smtp("127.0.0.1", srv.port, timeout=30) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<bob@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(make_message()[1] + b".\r\n")
+        code, text = c.reply()
+        assert (code, text[0][:5]) == (451, "4.3.0"), (code, text)
+        for _ in range(2):
+            code, text = c.cmd("MAIL FROM:<a@example.test>")
+            assert (code, text[0][:5]) == (451, "4.4.1"), (code, text)
+        c.expect("NOOP", 250)  # not counted as the client's errors
+    m, _ = parse(scrape(port))
+    assert m[("mxsieve_next_hop_refused_total", "")] == 2
+    assert m[("mxsieve_delivery_jobs_total", '{result="tempfail"}')] == 1
+    assert pol.summary(srv.ctl("summary"))["next_hop_refused"] == 2
 
 
 def test_metrics_other_paths_and_methods(msrv):
