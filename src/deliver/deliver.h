@@ -58,6 +58,8 @@ struct deliver_job {
 	enum deliver_status status;
 	bool no_space;              /* TEMPFAIL because the store is full (ENOSPC,
 	                             * EDQUOT): the session answers 452 4.3.1 */
+	bool no_smtputf8;           /* PERMFAIL because a non-ASCII address cannot go
+	                             * to a next hop without SMTPUTF8: 554 5.6.7 */
 	char detail[256];           /* reason for logs and for the reply on failure */
 	/* private to deliver.c */
 	void (*done)(struct deliver_job *job, void *arg);

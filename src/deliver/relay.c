@@ -453,6 +453,14 @@ static enum relay_outcome relay_one(struct relay *r, struct relay_conn *rc,
 		utf8 = utf8 || has_8bit(job->rcpts[i].local, strlen(job->rcpts[i].local)) ||
 		       has_8bit(job->rcpts[i].domain, strlen(job->rcpts[i].domain));
 
+	if (utf8 && !rc->has_smtputf8) {
+		/* RFC 6531 3.4: never to a server without SMTPUTF8 (no downgrade) */
+		deliver_job_status(job, DELIVER_PERMFAIL,
+		                   "relay %s: non-ASCII address, the next hop does not offer SMTPUTF8",
+		                   r->name);
+		job->no_smtputf8 = true;
+		return RELAY_DONE;
+	}
 	struct relay_steps st = {0};
 	if (rc->xforward)
 		xforward_steps(rc, job, &st);

@@ -1103,7 +1103,11 @@ static void deliver_done(struct deliver_job *job, void *arg)
 		log_reject(s, "deliver", 451, job->detail);
 		break;
 	default:
-		reply(s, "554 5.0.0 Error: message refused by the delivery target");
+		if (job->no_smtputf8)
+			reply(s, "554 5.6.7 Error: the next hop does not take non-ASCII addresses "
+			         "(no SMTPUTF8)");
+		else
+			reply(s, "554 5.0.0 Error: message refused by the delivery target");
 		s->srv->stats.refused++;
 		log_reject(s, "deliver", 554, job->detail);
 		break;

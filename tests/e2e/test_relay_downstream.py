@@ -338,6 +338,29 @@ def test_relay_to_private_postfix(mx_factory, world_tmp, procs):
     assert b"by mx.e2e.test" in got and b"downstream.e2e.test" in got
 
 
+def test_relay_refuses_a_non_ascii_address_for_a_next_hop_without_smtputf8(
+        mx_factory, world_tmp, procs):
+    """The private Postfix runs with smtputf8_enable = no: it does not
+    offer SMTPUTF8, so a message for a non-ASCII mailbox is refused with
+    554 5.6.7 before anything is sent (RFC 6531: no downgrade), and an
+    ASCII one on the same connection still goes through."""
+    pf, new = start_postfix(world_tmp, procs)
+    mx = relay_server(mx_factory, f"127.0.0.1:{pf.port}")
+    _, data = make_message()
+    with mx.connect() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test> SMTPUTF8", 250)
+        c.expect("RCPT TO:<bj\u00f8rn@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(data + b".\r\n")
+        code, text = c.reply(timeout=30)
+        assert code == 554 and text[0].startswith("5.6.7"), (code, text)
+        c.send_message("a@example.test", ["ascii@example.test"], data)
+    assert len(wait_delivered(new, 1, pf)) == 1
+    log = (pf.d / "postfix.log").read_text(errors="replace")
+    assert "bj" not in log, "the non-ASCII recipient reached the next hop"
+
+
 def wait_delivered(new, n, pf):
     deadline = time.monotonic() + 20
     while len(list(new.glob("*")) if new.is_dir() else []) < n and time.monotonic() < deadline:
