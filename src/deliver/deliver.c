@@ -28,13 +28,16 @@
  *      active spool segment and fdatasync the segment: the round is durable;
  *   3. rename every tmp/ name into new/ (not synced yet: the spool has it);
  *   4. post the completions.
- * The checkpointer later runs syncfs() for a rotated-out segment and marks
- * it clean; at start, spool_start replays the records of every segment not
- * marked clean (a file missing or short in new/ is written again, one moved
- * to cur/ by a reader is left alone). A rename that fails after step 2
- * pins the segment: kept dirty, and once rotated out the checkpointer
- * places its records again with a growing wait until that works
- * (place_pinned), or the next start does.
+ * A segment is rotated out when full, after DELIVER_SPOOL_IDLE_MS of quiet,
+ * or DELIVER_SPOOL_MAX_AGE_MS after its first record; the checkpointer then
+ * runs syncfs() (sync() when a file went to another filesystem) and marks
+ * it clean. At start, spool_start replays the records of every segment not
+ * marked clean (a file missing in new/ or with other bytes is written
+ * again, one moved to cur/ by a reader is left alone). A rename that fails
+ * after step 2 pins the segment: kept dirty, and once rotated out the
+ * checkpointer places the failed files again with a growing wait until
+ * that works (place_pinned), or the next start does. A round with a record
+ * the spool cannot hold (spool_rec_ok) goes the direct way below.
  *
  * Maildir round without the spool (Fsync = true but the spool could not be
  * opened, or the round does not fit it), in this order, which is what makes
@@ -105,6 +108,8 @@
 /* An active spool segment with records and no append for this long is
  * rotated and checkpointed, so a quiet server soon has nothing to replay. */
 #define DELIVER_SPOOL_IDLE_MS 1000
+/* ... and one whose first record is this old, whatever the traffic. */
+#define DELIVER_SPOOL_MAX_AGE_MS 10000
 /* A pinned segment is placed again after 1 s, 2 s, 4 s, ... up to 5 min. */
 #define DELIVER_RETRY_FIRST_MS 1000
 #define DELIVER_RETRY_MAX_MS 300000
@@ -151,6 +156,7 @@ struct deliver {
 	int root_fd;            /* the Maildir root, for syncfs */
 	dev_t root_dev;
 	struct timespec last_append; /* committer only */
+	struct timespec seg_first;   /* committer only: first append to the active segment */
 	bool other_dev[2];      /* a segment put files on another filesystem (mu) */
 	int ckpt_seg;           /* segment waiting for the checkpointer, -1 (mu) */
 	bool ckpt_stop;         /* (mu) */
@@ -158,6 +164,12 @@ struct deliver {
 	pthread_cond_t kcv;     /* ckpt_seg set, or ckpt_stop (CLOCK_MONOTONIC) */
 	/* a pinned segment the checkpointer places again later (mu) */
 	int retry_seg;          /* -1: none */
+	/* what a pinned segment's retries place (mu): the paths whose rename
+	 * failed, or every record when a checkpoint failed (pin_all). Not the
+	 * others: a reader may have taken those out of new/ since. */
+	char **pin_paths[2];
+	size_t npin[2], pin_cap[2];
+	bool pin_all[2];
 	bool retry_other_dev;
 	unsigned retry_ms;      /* the wait before that retry; doubles */
 	struct timespec retry_at;
@@ -402,6 +414,8 @@ struct job_work {
 	bool failed;
 	bool has_dev;    /* dev is known (fstat of fd worked) */
 	dev_t dev;       /* filesystem of the written file */
+	bool copied;     /* a mailbox got a copy, not a link: maybe another
+	                  * filesystem, which dev does not tell */
 	struct job_work *next; /* written, waiting for a commit round */
 };
 
@@ -537,6 +551,7 @@ static void job_write(struct deliver *d, struct job_work *w)
 					r = fd < 0 ? -1 : 0;
 					if (fd >= 0) {
 						f->in_tmp = true;
+						w->copied = true;
 						bool ok = write_all(fd, lf, lf_len) &&
 						          (!d->fsync || fsync(fd) == 0);
 						int e = errno;
@@ -629,7 +644,7 @@ static void commit_maildir(struct deliver *d, struct job_work **w, size_t n)
 		for (i = 0; i < n; i++) {
 			if (w[i]->failed)
 				continue;
-			if (!w[i]->has_dev) {
+			if (!w[i]->has_dev || w[i]->copied) {
 				one_dev = false;
 				break;
 			}
@@ -736,6 +751,14 @@ static void ts_add_ms(struct timespec *ts, unsigned ms)
 	}
 }
 
+/* Milliseconds from *t to now (CLOCK_MONOTONIC, as ts_now). */
+static int64_t ms_since(const struct timespec *t)
+{
+	struct timespec now;
+	ts_now(&now);
+	return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
 /* Hand a segment left behind by a rotation to the checkpointer. */
 static void hand_checkpoint(struct deliver *d, int seg)
 {
@@ -782,6 +805,33 @@ static void spool_idle_wait(struct deliver *d)
 	pthread_mutex_lock(&d->mu);
 }
 
+/* Remember a path of segment seg that did not reach new/ (committer). */
+static void pin_path(struct deliver *d, int seg, const char *rel)
+{
+	pthread_mutex_lock(&d->mu);
+	if (d->npin[seg] == d->pin_cap[seg]) {
+		size_t cap = d->pin_cap[seg] ? 2 * d->pin_cap[seg] : 16;
+		char **p = realloc(d->pin_paths[seg], cap * sizeof *p);
+		if (p == NULL)
+			abort();
+		d->pin_paths[seg] = p;
+		d->pin_cap[seg] = cap;
+	}
+	d->pin_paths[seg][d->npin[seg]++] = xstrdup(rel);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* Segment seg is placed: forget its pinned paths (mu held). */
+static void pin_forget(struct deliver *d, int seg)
+{
+	for (size_t i = 0; i < d->npin[seg]; i++)
+		free(d->pin_paths[seg][i]);
+	free(d->pin_paths[seg]);
+	d->pin_paths[seg] = NULL;
+	d->npin[seg] = d->pin_cap[seg] = 0;
+	d->pin_all[seg] = false;
+}
+
 /* Phases 2-4 with the spool, for one commit round (committer thread):
  *   2. append every message of the round to the spool and fdatasync it
  *      (one write, one sync: the round is durable);
@@ -813,8 +863,16 @@ static bool commit_spooled(struct deliver *d, struct job_work **w, size_t n)
 		r->npaths = w[i]->nfiles;
 		r->data = w[i]->lf;
 		r->len = w[i]->lf_len;
-		bytes += spool_rec_size(r);
+		if (!spool_rec_ok(d->spool, r))
+			bytes = SIZE_MAX; /* e.g. thousands of mailboxes: direct */
+		else if (bytes != SIZE_MAX)
+			bytes += spool_rec_size(r);
 	}
+	/* Under steady traffic the idle rotation never comes: rotate by age
+	 * too, so a crash replays (and a reader's deletions undo) at most
+	 * DELIVER_SPOOL_MAX_AGE_MS of mail. */
+	if (spool_active_used(d->spool) && ms_since(&d->seg_first) >= DELIVER_SPOOL_MAX_AGE_MS)
+		spool_switch(d);
 	bool fits = bytes <= spool_capacity(d->spool) &&
 	            (spool_fits(d->spool, bytes) || (spool_switch(d) && spool_fits(d->spool, bytes)));
 	if (!fits) {
@@ -822,6 +880,7 @@ static bool commit_spooled(struct deliver *d, struct job_work **w, size_t n)
 		free(paths);
 		return false;
 	}
+	bool was_used = spool_active_used(d->spool);
 	int r = spool_append(d->spool, recs, live);
 	free(recs);
 	free(paths);
@@ -833,11 +892,13 @@ static bool commit_spooled(struct deliver *d, struct job_work **w, size_t n)
 		return true;
 	}
 	ts_now(&d->last_append);
+	if (!was_used)
+		d->seg_first = d->last_append;
 	int seg = spool_active(d->spool);
 	for (size_t i = 0; i < n; i++) {
 		if (w[i]->failed)
 			continue;
-		if (!w[i]->has_dev || w[i]->dev != d->root_dev) {
+		if (!w[i]->has_dev || w[i]->dev != d->root_dev || w[i]->copied) {
 			pthread_mutex_lock(&d->mu);
 			d->other_dev[seg] = true;
 			pthread_mutex_unlock(&d->mu);
@@ -853,6 +914,7 @@ static bool commit_spooled(struct deliver *d, struct job_work **w, size_t n)
 			}
 			/* Durable in the spool already (the client gets its 250):
 			 * keep the segment; the checkpointer retries (place_pinned). */
+			pin_path(d, seg, f->new_ + rootlen);
 			spool_set_pinned(d->spool, seg, true);
 			char q[PATH_MAX + 64];
 			log_event(LOG_ERR, "maildir_error",
@@ -870,6 +932,10 @@ static bool commit_spooled(struct deliver *d, struct job_work **w, size_t n)
 struct replay_ctx {
 	struct deliver *d;
 	size_t present, moved, written;
+	bool other_dev;           /* a file was written on another filesystem */
+	bool filter;              /* place only the paths in only[] (sorted) */
+	char **only;
+	size_t nonly;
 	char err[PATH_MAX + 64];
 	char cur_mbox[PATH_MAX]; /* the mailbox whose cur/ is in cur_names */
 	char **cur_names;         /* its names up to the ':' of the flags, sorted */
@@ -946,6 +1012,30 @@ bool deliver_spool_path_ok(const char *p)
 	return parts == 4 && len[2] == 3 && memcmp(part[2], "new", 3) == 0;
 }
 
+/* Is the file at path a regular file holding exactly [data, data+len)?
+ * After a power cut a file can have its size and not its bytes (the
+ * inode written back before the data), so the size alone does not say. */
+static bool same_content(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	struct stat st;
+	bool same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len;
+	char buf[65536];
+	for (size_t off = 0; same && off < len;) {
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || (size_t)n > len - off || memcmp(buf, data + off, (size_t)n) != 0)
+			same = false;
+		else
+			off += (size_t)n;
+	}
+	close(fd);
+	return same;
+}
+
 static int replay_one(const struct spool_rec *rec, void *arg)
 {
 	struct replay_ctx *c = arg;
@@ -953,13 +1043,15 @@ static int replay_one(const struct spool_rec *rec, void *arg)
 	char full[PATH_MAX], mbox[PATH_MAX], tmp[2 * PATH_MAX];
 	for (size_t i = 0; i < rec->npaths; i++) {
 		const char *rel = rec->paths[i];
+		if (c->filter && (c->nonly == 0 || bsearch(&rel, c->only, c->nonly, sizeof *c->only,
+		                                           cmp_str) == NULL))
+			continue;
 		if (!deliver_spool_path_ok(rel) ||
 		    snprintf(full, sizeof full, "%s/%s", d->maildir, rel) >= (int)sizeof full) {
 			snprintf(c->err, sizeof c->err, "bad path in the spool: %.200s", rel);
 			return -EINVAL;
 		}
-		struct stat st;
-		if (stat(full, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == rec->len) {
+		if (same_content(full, rec->data, rec->len)) {
 			c->present++;
 			continue;
 		}
@@ -980,6 +1072,9 @@ static int replay_one(const struct spool_rec *rec, void *arg)
 		          (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0 &&
 		          write_all(fd, rec->data, rec->len) && fsync(fd) == 0;
 		int e = errno;
+		struct stat st;
+		if (ok && (fstat(fd, &st) != 0 || st.st_dev != d->root_dev))
+			c->other_dev = true; /* its rename needs more than syncfs(root) */
 		if (fd >= 0)
 			close(fd);
 		if (ok && rename(tmp, full) != 0) {
@@ -1013,8 +1108,11 @@ static unsigned retry_later(struct deliver *d, int seg, bool other_dev)
 
 /* A pinned segment: one of its records could not be put in its mailbox
  * after the client had its 250 (a failed rename), or a checkpoint failed.
- * Place every record again as a start would (what is in new/ or cur/
- * already is left alone, the rest written again) and sync; when that
+ * Place again, as a start would, the paths whose rename failed (every
+ * record after a failed checkpoint): what is in new/ or cur/ already is
+ * left alone, the rest written again. Only those: a message that did
+ * reach new/ and was taken out of it by a reader since must not come
+ * back. Then sync; when that
  * works the segment is unpinned and can be marked clean, so the mail
  * arrives once the mailbox is usable again, not at the next start, and
  * the spool gets its second segment back. Otherwise the retry comes again
@@ -1024,13 +1122,22 @@ static int place_pinned(struct deliver *d, int seg, bool other_dev)
 {
 	struct replay_ctx c = {.d = d};
 	size_t nrecs = 0;
+	pthread_mutex_lock(&d->mu);
+	if (!d->pin_all[seg]) {
+		/* not the active segment: the committer adds to it no more */
+		qsort(d->pin_paths[seg], d->npin[seg], sizeof(char *), cmp_str);
+		c.filter = true;
+		c.only = d->pin_paths[seg];
+		c.nonly = d->npin[seg];
+	}
+	pthread_mutex_unlock(&d->mu);
 	int r = spool_replay_seg(d->spool, seg, replay_one, &c, &nrecs);
 	replay_drop_cur(&c);
 	if (r == 0 && syncfs(d->root_fd) != 0) {
 		r = -errno;
 		snprintf(c.err, sizeof c.err, "syncfs: %s", strerror(errno));
 	}
-	if (r == 0 && other_dev)
+	if (r == 0 && (other_dev || c.other_dev))
 		sync();
 	unsigned next_ms = 0;
 	pthread_mutex_lock(&d->mu);
@@ -1038,6 +1145,7 @@ static int place_pinned(struct deliver *d, int seg, bool other_dev)
 		d->retry_seg = -1;
 		d->retry_ms = 0;
 		d->stats.retries_ok++;
+		pin_forget(d, seg);
 	} else {
 		next_ms = retry_later(d, seg, other_dev);
 		d->stats.retries_failed++;
@@ -1075,6 +1183,9 @@ static void checkpoint(struct deliver *d, int seg, bool other_dev)
 		pthread_mutex_unlock(&d->mu);
 	} else {
 		/* the records stay: retried, or replayed at the next start */
+		pthread_mutex_lock(&d->mu);
+		d->pin_all[seg] = true;
+		pthread_mutex_unlock(&d->mu);
 		spool_set_pinned(d->spool, seg, true);
 		log_event(LOG_ERR, "spool_error", "op=checkpoint segment=%d error=\"%s\"", seg,
 		          strerror(-r));
@@ -1151,6 +1262,8 @@ static void spool_start(struct deliver *d)
 		r = -errno;
 		snprintf(c.err, sizeof c.err, "syncfs: %s", strerror(errno));
 	}
+	if (r == 0 && c.other_dev)
+		sync();
 	if (r != 0) {
 		/* Keep the records for the operator, start with an empty spool. */
 		char aside[PATH_MAX + 32];
@@ -1207,6 +1320,8 @@ static void spool_stop(struct deliver *d)
 		checkpoint(d, seg, d->other_dev[seg]);
 	spool_close(d->spool);
 	d->spool = NULL;
+	pin_forget(d, 0);
+	pin_forget(d, 1);
 }
 
 /* ---- threads and completions ---- */

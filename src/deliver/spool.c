@@ -38,7 +38,9 @@
 
 #define SPOOL_MAGIC_REC 0x5253584du /* "MXSR" */
 #define SPOOL_ZERO_STEP (4u << 20)
-#define SPOOL_META_MAX (64u << 10)
+/* The paths of one record, at most (about 7,000 mailboxes): the scan takes
+ * a bigger meta_len for damage, so the writer must never make one. */
+#define SPOOL_META_MAX (1u << 20)
 #define SPOOL_IOV 1024
 
 enum { SEG_DIRTY = 1, SEG_CLEAN = 2 };
@@ -346,6 +348,12 @@ size_t spool_rec_size(const struct spool_rec *rec)
 	return align8(sizeof(struct rec_hdr) + meta_len_of(rec) + rec->len);
 }
 
+bool spool_rec_ok(const struct spool *sp, const struct spool_rec *rec)
+{
+	return rec->npaths > 0 && meta_len_of(rec) <= SPOOL_META_MAX &&
+	       spool_rec_size(rec) <= spool_capacity(sp);
+}
+
 size_t spool_capacity(const struct spool *sp)
 {
 	return sp->seg_size - SPOOL_HDR;
@@ -390,6 +398,8 @@ int spool_append(struct spool *sp, const struct spool_rec *recs, size_t n)
 	struct seg *s = &sp->seg[sp->active];
 	size_t meta_total = 0, total = 0;
 	for (size_t i = 0; i < n; i++) {
+		if (!spool_rec_ok(sp, &recs[i]))
+			return -E2BIG; /* the scan would end there: never write it */
 		meta_total += meta_len_of(&recs[i]);
 		total += spool_rec_size(&recs[i]);
 	}
@@ -445,8 +455,27 @@ int spool_append(struct spool *sp, const struct spool_rec *recs, size_t n)
 	free(iov);
 	if (ret == 0 && fdatasync(s->fd) != 0)
 		ret = -errno;
-	if (ret == 0)
+	if (ret == 0) {
 		sp->off += (off_t)total;
+		return 0;
+	}
+	/* The records may be in the file, valid and of this generation,
+	 * although their messages are refused: a shorter append here later
+	 * would let a scan run on into them and deliver what was refused.
+	 * Zero them; if even that fails, this segment takes no more appends
+	 * (spool_fits is false until a rotation to the other one). */
+	for (off_t o = sp->off; o < sp->off + (off_t)total;) {
+		size_t k = sizeof zeros;
+		if ((off_t)k > sp->off + (off_t)total - o)
+			k = (size_t)(sp->off + (off_t)total - o);
+		if (pwrite_all(s->fd, zeros, k, o) != 0) {
+			sp->off = (off_t)sp->seg_size;
+			return ret;
+		}
+		o += (off_t)k;
+	}
+	if (fdatasync(s->fd) != 0)
+		sp->off = (off_t)sp->seg_size;
 	return ret;
 }
 

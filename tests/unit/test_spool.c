@@ -279,6 +279,33 @@ UNIT_TEST(a_replay_callback_error_stops_and_is_returned)
 	spool_close(sp);
 }
 
+UNIT_TEST(a_record_the_scan_would_refuse_is_never_written)
+{
+	struct spool *sp = fresh();
+	CHECK(append_one(sp, "d/a/new/1", 'a', 100) == 0);
+	/* 9,000 paths of 120 bytes: over the scan's bound for one record */
+	enum { N = 9000 };
+	char(*names)[160] = malloc(N * sizeof *names);
+	const char **paths = malloc(N * sizeof *paths);
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof names[i], "d/%0110d/new/%d", i, i);
+		paths[i] = names[i];
+	}
+	struct spool_rec big = {.paths = paths, .npaths = N, .data = "x", .len = 1};
+	CHECK(!spool_rec_ok(sp, &big));
+	CHECK(spool_append(sp, &big, 1) == -E2BIG);
+	struct spool_rec fine = {.paths = paths, .npaths = 100, .data = "x", .len = 1};
+	CHECK(spool_rec_ok(sp, &fine));
+	struct spool_rec none = {.paths = paths, .npaths = 0, .data = "x", .len = 1};
+	CHECK(!spool_rec_ok(sp, &none));
+	CHECK(append_one(sp, "d/b/new/2", 'b', 100) == 0);
+	struct seen s;
+	CHECK(replayed(&sp, &s) == 2); /* nothing between the two ends the scan */
+	free(names);
+	free(paths);
+	spool_close(sp);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/test_spool.XXXXXX");
