@@ -51,7 +51,8 @@ static enum proxy_result parse_v1(const uint8_t *buf, size_t len, struct proxy_i
 {
 	const char *line = (const char *)buf;
 	const char *cr = NULL;
-	size_t lim = len < PROXY_V1_MAX ? len : PROXY_V1_MAX;
+	/* the whole line is at most PROXY_V1_MAX bytes with its CRLF */
+	size_t lim = len < PROXY_V1_MAX - 1 ? len : PROXY_V1_MAX - 1;
 
 	for (size_t i = 0; i < lim; i++) {
 		if (line[i] == '\r') {
@@ -62,7 +63,7 @@ static enum proxy_result parse_v1(const uint8_t *buf, size_t len, struct proxy_i
 			return PROXY_ERROR;
 	}
 	if (!cr)
-		return len >= PROXY_V1_MAX ? PROXY_ERROR : PROXY_NEED_MORE;
+		return len >= PROXY_V1_MAX - 1 ? PROXY_ERROR : PROXY_NEED_MORE;
 	if ((size_t)(cr - line) + 1 >= len)
 		return PROXY_NEED_MORE;
 	if (cr[1] != '\n')

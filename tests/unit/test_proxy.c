@@ -107,9 +107,16 @@ UNIT_TEST(v1_bad)
 	memset(longl, 'x', sizeof longl);
 	memcpy(longl, "PROXY TCP4 ", 11);
 	struct proxy_info pi;
-	CHECK_EQ(proxy_parse((const uint8_t *)longl, 106, &pi), PROXY_NEED_MORE);
-	CHECK_EQ(proxy_parse((const uint8_t *)longl, 107, &pi), PROXY_ERROR);
+	CHECK_EQ(proxy_parse((const uint8_t *)longl, 105, &pi), PROXY_NEED_MORE);
+	CHECK_EQ(proxy_parse((const uint8_t *)longl, 106, &pi), PROXY_ERROR);
 	CHECK_EQ(proxy_parse((const uint8_t *)longl, sizeof longl, &pi), PROXY_ERROR);
+	/* 107 bytes with the CRLF is the most the spec allows; 108 is refused */
+	char line[120];
+	int n = snprintf(line, sizeof line, "PROXY UNKNOWN %091d\r\n", 0);
+	CHECK_EQ(n, 107);
+	CHECK_EQ(proxy_parse((const uint8_t *)line, (size_t)n, &pi), PROXY_LOCAL);
+	n = snprintf(line, sizeof line, "PROXY UNKNOWN %092d\r\n", 0);
+	CHECK_EQ(proxy_parse((const uint8_t *)line, (size_t)n, &pi), PROXY_ERROR);
 }
 
 UNIT_TEST(v2_good)
