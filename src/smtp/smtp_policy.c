@@ -111,12 +111,18 @@ static const char *env_rcpt_to(void *ud, size_t i)
 	return pr->scratch;
 }
 
+/* An unfolded header value is cut here: a header folded over millions of
+ * lines must not cost the loop more than one pass over it. */
+#define POLICY_HEADER_VALUE_MAX (64u << 10)
+
 /* Index the header section of the message (up to the first empty line),
- * unfolding continuation lines (RFC 5322 §2.2.3). */
+ * unfolding continuation lines (RFC 5322 §2.2.3). Linear in the header
+ * section: the last value's length and room are kept, and it grows by
+ * doubling up to POLICY_HEADER_VALUE_MAX. */
 static void parse_headers(struct policy_run *pr)
 {
 	const char *data, *p, *end;
-	size_t len;
+	size_t len, vlen = 0, vcap = 0; /* of the last header's value */
 	uint64_t size;
 
 	pr->headers_parsed = true;
@@ -134,13 +140,21 @@ static void parse_headers(struct policy_run *pr)
 			break; /* end of the header section */
 		if ((*p == ' ' || *p == '\t') && pr->nheaders) {
 			struct policy_header *h = &pr->headers[pr->nheaders - 1];
-			size_t ol = strlen(h->value);
-			char *v = realloc(h->value, ol + n + 1);
-			if (v) {
-				memcpy(v + ol, p, n);
-				v[ol + n] = '\0';
-				h->value = v;
+			if (vlen + n > POLICY_HEADER_VALUE_MAX)
+				n = POLICY_HEADER_VALUE_MAX - vlen;
+			if (vlen + n + 1 > vcap) {
+				size_t cap = 2 * vcap > vlen + n + 1 ? 2 * vcap : vlen + n + 1;
+				char *v = realloc(h->value, cap);
+				if (v) {
+					h->value = v;
+					vcap = cap;
+				} else {
+					n = 0;
+				}
 			}
+			memcpy(h->value + vlen, p, n);
+			vlen += n;
+			h->value[vlen] = '\0';
 		} else {
 			const char *colon = memchr(p, ':', n);
 			if (colon) {
@@ -154,7 +168,11 @@ static void parse_headers(struct policy_run *pr)
 					v++;
 				struct policy_header *h = &pr->headers[pr->nheaders];
 				h->name = strndup(p, (size_t)(colon - p));
-				h->value = strndup(v, (size_t)(p + n - v));
+				vlen = (size_t)(p + n - v);
+				if (vlen > POLICY_HEADER_VALUE_MAX)
+					vlen = POLICY_HEADER_VALUE_MAX;
+				h->value = strndup(v, vlen);
+				vcap = vlen + 1;
 				if (h->name && h->value)
 					pr->nheaders++;
 				else {

@@ -119,6 +119,8 @@ struct smtp_tx {
 	bool too_big, bare;
 	bool mid_line;              /* DATA: inside a line (partial chunk) */
 	bool bol_crlf;              /* DATA: previous line ended with CRLF */
+	struct smtp_verdict ok;     /* a data-phase 2xx verdict: its reply once the
+	                             * message is delivered (code 0: the default) */
 };
 
 /* What a phase left pending while the policy runs. */
@@ -247,8 +249,10 @@ static const char *client_text(const struct smtp_session *s, char *buf, size_t l
 
 static void enter_state(struct smtp_session *s, enum smtp_state st)
 {
-	/* dead is final: a late callback must not bring a session back */
-	if (s->state == st || s->state == SMTP_STATE_DEAD)
+	/* closing leads only to dead, and dead is final: a late callback
+	 * (delivery, policy) must not bring a session back */
+	if (s->state == st || s->state == SMTP_STATE_DEAD ||
+	    (s->state == SMTP_STATE_CLOSING && st != SMTP_STATE_DEAD))
 		return;
 	log_event(LOG_DEBUG, "state", "session=%u from=%s to=%s", s->id, state_names[s->state],
 	          state_names[st]);
@@ -387,6 +391,18 @@ static size_t out_pending(struct smtp_session *s)
 	return s->olen + (io_stage_owner == s ? io_stage_len : 0);
 }
 
+/* Bytes of output still ours to push: for TLS the filter's own buffer only.
+ * The socket bufferevent below takes at most SMTP_WRITE_HIGH from it (its
+ * write high-water mark), so the filter's buffer is where a client that
+ * does not read shows; and on_write, the filter's callback, fires as that
+ * buffer drains, which is what a parse stopped for output waits for. */
+static size_t out_queued(struct smtp_session *s)
+{
+	if (s->bev)
+		return evbuffer_get_length(bufferevent_get_output(s->bev));
+	return out_pending(s);
+}
+
 static bool obuf_add(struct smtp_session *s, const char *p, size_t n)
 {
 	if ((size_t)s->olen + n > s->ocap) {
@@ -440,12 +456,13 @@ static ssize_t sock_send(struct smtp_session *s, const char *p, size_t n)
 /* Queue reply bytes (flushed by flush_now). */
 static void out_add(struct smtp_session *s, const char *p, size_t n)
 {
+	/* closing (a 421 went out last): a late completion writes nothing */
+	if (s->state == SMTP_STATE_CLOSING || s->state == SMTP_STATE_DEAD)
+		return;
 	if (s->bev) {
 		bufferevent_write(s->bev, p, n);
 		return;
 	}
-	if (s->state == SMTP_STATE_DEAD)
-		return;
 	if (s->olen == 0 && (io_stage_owner == s || !io_stage_owner) &&
 	    n <= sizeof io_stage - io_stage_len) {
 		memcpy(io_stage + io_stage_len, p, n);
@@ -607,6 +624,7 @@ static void tx_free(struct smtp_tx *tx)
 	free(tx->rcpts);
 	free(tx->mail_from);
 	free(tx->buf);
+	smtp_verdict_clear(&tx->ok);
 	free(tx);
 }
 
@@ -803,12 +821,22 @@ static void send_banner(struct smtp_session *s)
 	enter_state(s, SMTP_STATE_HELO);
 }
 
-static void ehlo_reply(struct smtp_session *s, bool esmtp)
+/* The EHLO/HELO reply; `v`: a 2xx verdict of the EHLO policy, whose text
+ * (first line) replaces the greeting line; the extensions follow. */
+static void ehlo_reply(struct smtp_session *s, bool esmtp, const struct smtp_verdict *v)
 {
 	char b[1024], size[40] = "250-SIZE";
 	int n;
 
-	if (!esmtp) {
+	if (v && v->code) {
+		const char *t = v->text ? v->text : "";
+		int tl = (int)strcspn(t, "\r\n");
+		if (!esmtp) {
+			reply(s, "%u %.*s", v->code, tl, t);
+			return;
+		}
+		reply(s, "250-%.*s", tl, t); /* one code for every line */
+	} else if (!esmtp) {
 		reply(s, "250 %s", hostname(s));
 		return;
 	}
@@ -816,10 +844,13 @@ static void ehlo_reply(struct smtp_session *s, bool esmtp)
 		snprintf(size, sizeof size, "250-SIZE %llu",
 		         (unsigned long long)s->limits->max_message_size);
 	/* one formatting pass for the whole reply */
+	char greet[300] = "";
+	if (!(v && v->code))
+		snprintf(greet, sizeof greet, "250-%s\r\n", hostname(s));
 	n = snprintf(b, sizeof b,
-	             "250-%s\r\n250-PIPELINING\r\n%s\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
+	             "%s250-PIPELINING\r\n%s\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
 	             "%s250-SMTPUTF8\r\n250 CHUNKING\r\n",
-	             hostname(s), size, s->srv->tls && !s->tls ? "250-STARTTLS\r\n" : "");
+	             greet, size, s->srv->tls && !s->tls ? "250-STARTTLS\r\n" : "");
 	if (n > 0 && (size_t)n < sizeof b)
 		reply_raw(s, b, (size_t)n);
 }
@@ -845,12 +876,22 @@ static bool add_rcpt(struct smtp_tx *tx, char *local, char *domain, size_t box_l
 
 static void deliver_message(struct smtp_session *s);
 
+/* A verdict that lets the command go on: a 2xx reply without a disconnect. */
+static bool accepts(const struct smtp_verdict *v)
+{
+	return v->code / 100 == 2 && !v->disconnect;
+}
+
 static void phase_finish(struct smtp_session *s)
 {
 	struct smtp_pending *p = s->pending;
 	const struct smtp_verdict *v = &p->v;
 
 	s->waiting = false;
+	if (s->state == SMTP_STATE_CLOSING) { /* shut down meanwhile */
+		pending_free(s);
+		return;
+	}
 	switch (p->phase) {
 	case MX_PHASE_CONNECT:
 		if (!apply_verdict(s, v, false))
@@ -858,18 +899,20 @@ static void phase_finish(struct smtp_session *s)
 		else if (s->state == SMTP_STATE_CONNECT)
 			enter_state(s, SMTP_STATE_HELO); /* a 2xx banner from the policy */
 		break;
+	/* A 2xx verdict (without a disconnect) accepts: the command does what
+	 * it always does and the script's reply replaces the default one. */
 	case MX_PHASE_EHLO:
-		if (apply_verdict(s, v, false))
+		if (!accepts(v) && apply_verdict(s, v, false))
 			break;
 		helo_set(s, p->a);
 		p->a = NULL;
 		s->esmtp = p->flag;
 		tx_end(s);
 		enter_state(s, SMTP_STATE_READY);
-		ehlo_reply(s, s->esmtp);
+		ehlo_reply(s, s->esmtp, accepts(v) ? v : NULL);
 		break;
 	case MX_PHASE_MAILFROM:
-		if (apply_verdict(s, v, true))
+		if (!accepts(v) && apply_verdict(s, v, true))
 			break;
 		s->tx = calloc(1, sizeof *s->tx);
 		if (!s->tx) {
@@ -879,10 +922,13 @@ static void phase_finish(struct smtp_session *s)
 		s->tx->mail_from = p->a;
 		p->a = NULL;
 		s->tx->utf8 = p->flag;
-		reply_lit(s, "250 2.1.0 Ok");
+		if (accepts(v))
+			reply_verdict(s, v);
+		else
+			reply_lit(s, "250 2.1.0 Ok");
 		break;
 	case MX_PHASE_RCPTTO:
-		if (apply_verdict(s, v, true))
+		if (!accepts(v) && apply_verdict(s, v, true))
 			break;
 		if (!s->tx ||
 		    !add_rcpt(s->tx, p->a, p->b, mx_config_mailbox_len(CFG(s), p->a), p->targets)) {
@@ -891,19 +937,30 @@ static void phase_finish(struct smtp_session *s)
 		}
 		p->a = p->b = p->targets = NULL;
 		s->nrcpts++;
-		reply_lit(s, "250 2.1.5 Ok");
+		if (accepts(v))
+			reply_verdict(s, v);
+		else
+			reply_lit(s, "250 2.1.5 Ok");
 		break;
 	case MX_PHASE_DATA:
 		if (v->discard && (v->code == 0 || v->code / 100 == 2)) {
 			char c[IP_ADDR_TEXT_MAX];
 			log_event(LOG_INFO, "discard", "session=%u client=%s queue_id=%s", s->id,
 			          client_text(s, c, sizeof c), s->tx->queue_id);
-			reply(s, "250 2.0.0 Ok: queued as %s", s->tx->queue_id);
+			if (v->code)
+				reply_verdict(s, v);
+			else
+				reply(s, "250 2.0.0 Ok: queued as %s", s->tx->queue_id);
 			tx_end(s);
 			enter_state(s, SMTP_STATE_READY);
 			break;
 		}
-		if (apply_verdict(s, v, true)) {
+		if (v->code / 100 == 2) {
+			/* delivered first: its reply (and a disconnect) only after
+			 * the message is durable, like the default 250 */
+			s->tx->ok = p->v;
+			memset(&p->v, 0, sizeof p->v);
+		} else if (apply_verdict(s, v, true)) {
 			tx_end(s);
 			if (s->state == SMTP_STATE_DELIVER)
 				enter_state(s, SMTP_STATE_READY);
@@ -1073,7 +1130,10 @@ static void deliver_done(struct deliver_job *job, void *arg)
 	s->waiting = false;
 	switch (job->status) {
 	case DELIVER_OK:
-		reply(s, "250 2.0.0 Ok: queued as %s", job->queue_id);
+		if (s->tx->ok.code)
+			reply_verdict(s, &s->tx->ok);
+		else
+			reply(s, "250 2.0.0 Ok: queued as %s", job->queue_id);
 		s->nmsgs++;
 		s->srv->stats.messages++;
 		audit_count(s, AUDIT_RECEPTIONS);
@@ -1113,8 +1173,15 @@ static void deliver_done(struct deliver_job *job, void *arg)
 		break;
 	}
 	deliver_job_free(job);
+	bool bye = s->tx->ok.disconnect; /* a data-phase 2xx with a disconnect */
 	tx_end(s);
+	if (s->state == SMTP_STATE_CLOSING)
+		return; /* shut down meanwhile: the client had its 421 (logged above) */
 	enter_state(s, SMTP_STATE_READY);
+	if (bye) {
+		session_close(s);
+		return;
+	}
 	if (s->srv->draining) {
 		reply(s, "421 4.3.2 %s Service shutting down, closing connection", hostname(s));
 		session_close(s);
@@ -1293,6 +1360,20 @@ static bool check_tx(struct smtp_session *s)
 	if (s->tx)
 		return true;
 	reply_error(s, false, "503 5.5.1 Error: need MAIL command");
+	return false;
+}
+
+/* RCPT: a transaction whose message has not begun. Between BDAT chunks
+ * the Received header (with its "for") is written and part of the body
+ * is in: a recipient now would get another's "for" and skip the checks
+ * made at the first chunk (RFC 3030 2: only BDAT, or RSET, until LAST). */
+static bool check_rcpt(struct smtp_session *s)
+{
+	if (!check_tx(s))
+		return false;
+	if (!s->tx->bdat)
+		return true;
+	reply_error(s, false, "503 5.5.1 Error: RCPT after BDAT");
 	return false;
 }
 
@@ -1697,8 +1778,10 @@ static void tls_start(struct smtp_session *s)
 		s->fd = -1;
 		bufferevent_enable(sb, EV_READ);
 	}
-	/* the filter writes through the socket bufferevent: let it */
+	/* the filter writes through the socket bufferevent: let it, up to
+	 * SMTP_WRITE_HIGH at a time (out_queued) */
 	bufferevent_enable(s->bev, EV_WRITE);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_WRITE_HIGH / 2, SMTP_WRITE_HIGH);
 	tb = bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                    BEV_OPT_CLOSE_ON_FREE);
 	if (!tb) {
@@ -1719,7 +1802,7 @@ static void cmd_starttls(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
 	if (!s->srv->tls) {
-		reply_error(s, false, "454 4.7.0 Error: TLS not available");
+		reply_error(s, false, "502 5.5.1 Error: command not implemented (no TLS here)");
 		return;
 	}
 	if (s->tls) {
@@ -1742,7 +1825,7 @@ static const struct smtp_cmd_def {
 	{SMTP_VERB_HELO, check_any, cmd_helo},
 	{SMTP_VERB_EHLO, check_any, cmd_helo},
 	{SMTP_VERB_MAIL, check_mail, cmd_mail},
-	{SMTP_VERB_RCPT, check_tx, cmd_rcpt},
+	{SMTP_VERB_RCPT, check_rcpt, cmd_rcpt},
 	{SMTP_VERB_DATA, check_tx, cmd_data},
 	{SMTP_VERB_BDAT, check_any, cmd_bdat},
 	{SMTP_VERB_RSET, check_any, cmd_rset},
@@ -1766,7 +1849,7 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len)
 		reply_error(s, false, "500 5.5.2 Error: NUL byte in command");
 		return;
 	case SMTP_PARSE_TOO_LONG:
-		reply_error(s, false, "500 5.5.6 Error: line too long");
+		reply_error(s, false, "500 5.5.2 Error: line too long");
 		return;
 	case SMTP_PARSE_UNKNOWN:
 		reply_error(s, false, "500 5.5.1 Error: command not recognized");
@@ -1848,7 +1931,7 @@ static bool step_line(struct smtp_session *s)
 	if (s->skip_line || n > SMTP_LINE_MAX - 2) {
 		in_consume(s, n + eol_len);
 		s->skip_line = false;
-		reply_error(s, false, "500 5.5.6 Error: line too long");
+		reply_error(s, false, "500 5.5.2 Error: line too long");
 		return true;
 	}
 	memcpy(line, b, n);
@@ -1946,9 +2029,9 @@ static void session_process(struct smtp_session *s)
 		/* Replies pile up when a client pipelines and never reads: send
 		 * them now, and stop parsing only when the peer does not take
 		 * them, until its output drains (on_write, on_sock_write). */
-		if (out_pending(s) > SMTP_WRITE_HIGH) {
+		if (out_queued(s) > SMTP_WRITE_HIGH) {
 			flush_now(s);
-			if (out_pending(s) > SMTP_WRITE_HIGH / 2 || s->state == SMTP_STATE_DEAD) {
+			if (out_queued(s) > SMTP_WRITE_HIGH / 2 || s->state == SMTP_STATE_DEAD) {
 				s->out_blocked = true;
 				break;
 			}

@@ -153,6 +153,11 @@ def test_bdat_and_data_refused_out_of_sequence(mx):
         assert c.reply()[0] == 250
         # DATA after BDAT in one transaction is a sequence error (RFC 3030 s.3)
         assert_reply(c.cmd("DATA"), 503, "5.5.1")
+        # and so are MAIL and RCPT: the Received header (its "for") is written
+        assert_reply(c.cmd("RCPT TO:<late@example.test>"), 503, "5.5.1")
+        assert_reply(c.cmd("MAIL FROM:<b@example.test>"), 503, "5.5.1")
+        c.send(b"BDAT 4 LAST\r\nefgh")
+        assert c.reply()[0] == 250
         assert c.cmd("RSET")[0] == 250
         assert c.cmd("NOOP")[0] == 250
 
@@ -412,7 +417,7 @@ def test_refusals(mx):
         assert_reply(c.cmd("RCPT TO:<>"), 501, "5.")
         # a command line over 512 octets (RFC 5321 4.5.3.1.4)
         code, text = c.cmd("NOOP " + "x" * 2000)
-        assert code == 500 and enhanced(text).startswith("5.5."), (code, text)
+        assert code == 500 and enhanced(text) == "5.5.2", (code, text)
         assert_reply(c.cmd("NOOP"), 250, "2.0.0")  # still in sync after the long line
         c.expect("RSET", 250)
         assert_reply(c.cmd("EHLO"), 501, "5.5.")
@@ -478,6 +483,23 @@ def test_mail_data_without_ehlo_and_8bit_params(mx):
 
 # --------------------------------------------------------------------------
 # STARTTLS
+
+
+def test_a_large_pipelined_batch_over_tls_is_answered_whole(mx):
+    """8,000 NOOPs in one write after STARTTLS: ~110 KiB of replies, more
+    than the session lets pile up (32 KiB), so parsing stops until the
+    client reads. Over TLS it never resumed (the filter's write callback
+    does not fire while the socket's buffer below it drains): 1,800 to
+    2,700 replies, then silence until Idle_Time (RFC 2920 3.1)."""
+    n = 8000
+    with mx.connect() as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        c.send("MAIL FROM:<a@example.test>\r\nRCPT TO:<tls@example.test>\r\n" + "NOOP\r\n" * n)
+        codes = [c.reply(timeout=10)[0] for _ in range(n + 2)]
+        assert codes == [250] * (n + 2)
+        c.expect("RSET", 250)
 
 
 @pytest.mark.parametrize("pipelined", ["NOOP", "MAIL FROM:<inject@example.test>"])

@@ -292,6 +292,64 @@ def test_discard_answers_250_but_delivers_nothing(pol_factory):
     assert len(srv.new_files()) == 1, "the discarded message reached the Maildir"
 
 
+def test_a_2xx_verdict_accepts_with_the_scripts_reply(pol_factory):
+    """ec_action with a 2xx code (allowed: 200-599) is an acceptance with
+    the script's own reply: the command still does its work. Before, the
+    reply went out and the work was skipped: a recipient answered 250 was
+    never added, a message answered 250 at end of data never stored."""
+    srv = pol_factory(scripts={
+        "ehlo_phase1": 'ec_action 250 "welcome, friend";\n',
+        "mailfrom_phase1": 'ec_action 250 "2.1.0 sender fine";\n',
+        "rcptto_phase1": 'if envelope :is "to" "vip@example.test" { ec_action 250 "2.1.5 vip ok"; }\n',
+        "data_phase1": 'if header :contains "subject" "custom" { ec_action 250 "2.0.0 custom ok"; }\n',
+    })
+    with Smtp("127.0.0.1", srv.port, timeout=15) as c:
+        code, lines = c.cmd("EHLO client.test")
+        assert code == 250 and lines[0] == "welcome, friend", lines
+        assert "PIPELINING" in lines and "STARTTLS" not in lines[0], lines
+        expect_reply(c.cmd("MAIL FROM:<alice@example.test>"), 250, "2.1.0 sender fine")
+        expect_reply(c.cmd("RCPT TO:<vip@example.test>"), 250, "2.1.5 vip ok")
+        c.expect("RCPT TO:<bob@example.test>", 250)
+        c.expect("DATA", 354)
+        _, data = make_message(subject="custom reply")
+        c.send(data + b".\r\n")
+        expect_reply(c.reply(), 250, "2.0.0 custom ok")
+    assert len(srv.wait_messages("vip@example.test", 1)) == 1
+    assert len(srv.wait_messages(RCPT, 1)) == 1
+
+
+def test_a_2xx_verdict_with_disconnect_at_data_delivers_then_closes(pol_factory):
+    srv = pol_factory(scripts={"data_phase1": 'ec_disconnect 250 "2.0.0 taken, bye";\n'})
+    c, r, _ = reach(srv, "data")
+    with c:
+        expect_reply(r, 250, "2.0.0 taken, bye")
+        c.sock.settimeout(5)
+        assert c.sock.recv(100) == b"", "the connection stayed open"
+    assert len(srv.wait_messages(RCPT, 1)) == 1
+
+
+def test_a_header_folded_over_a_million_lines_does_not_stall_the_server(pol_factory):
+    """Unfolding used strlen + realloc per continuation line: quadratic, on
+    the event loop (a 1.5 million line Subject froze every session for
+    tens of seconds). Now one pass, the value cut at 64 KiB; the script
+    still sees the header."""
+    srv = pol_factory(scripts={"data_phase1":
+                               'if header :contains "subject" "folded" { reject "seen it"; }\n'})
+    c, r, _ = reach(srv, "rcptto")
+    with c:
+        assert r[0] == 250, r
+        c.expect("DATA", 354)
+        c.send(b"From: <alice@example.test>\r\nSubject: folded\r\n" + b" x\r\n" * 1_500_000 +
+               b"\r\nbody\r\n.\r\n")
+        t0 = time.monotonic()
+        with Smtp("127.0.0.1", srv.port, banner=False, timeout=15) as probe:
+            assert probe.reply()[0] == 220
+        code, lines = c.reply()
+        took = time.monotonic() - t0
+        assert code == 550 and "seen it" in lines[0], (code, lines)
+        assert took < 5, f"the folded header held the loop for {took:.1f} s"
+
+
 ENVELOPE_SCRIPTS = {
     "mailfrom_phase1": 'if envelope :is "from" "bad@example.test" { reject "bad sender"; }\n',
     "rcptto_phase1": (
