@@ -5,6 +5,15 @@
  * callback; each gets one persistent libevent event. After every call into
  * c-ares the single timer is re-armed from ares_timeout(), which is how
  * retries and timeouts happen without a thread.
+ *
+ * A resolver replaced at a reload is retired: it stays on the current
+ * resolver's list until its last lookup has ended, and is then freed by the
+ * current resolver's reaper, a zero-timeout event. Never earlier, and never
+ * from dns_lookup or a c-ares callback: a lookup's callback may start the
+ * next lookup (a script's second ec_dns_lookup) while c-ares is still
+ * inside ares_process_fd of the retired resolver whose last answer this
+ * was, and ares_destroy there would free the channel under c-ares and call
+ * that callback a second time (ARES_EDESTRUCTION).
  */
 #include "net/dns.h"
 
@@ -30,10 +39,13 @@ struct dns_resolver {
 	struct event_base *base;
 	ares_channel channel;
 	struct event *timer;
+	struct event *reaper;         /* frees the retired list's idle ones */
 	struct dns_sock socks[DNS_MAX_SOCKETS];
 	size_t pending;               /* lookups c-ares still holds */
 	struct dns_resolver *retired; /* resolvers this one replaced, still
 	                                 finishing their lookups; a list */
+	struct dns_resolver *adopter; /* retired: the current resolver, whose
+	                                 list holds this one; else NULL */
 };
 
 struct dns_query {
@@ -105,6 +117,8 @@ static void dns_sock_state(void *data, ares_socket_t fd, int readable, int writa
 		event_add(slot->ev, NULL);
 }
 
+static void dns_on_reap(evutil_socket_t fd, short what, void *arg);
+
 struct dns_resolver *dns_resolver_create(struct event_base *base, const char *server,
                                          unsigned timeout, char *err, size_t errlen)
 {
@@ -155,8 +169,13 @@ struct dns_resolver *dns_resolver_create(struct event_base *base, const char *se
 		}
 	}
 	r->timer = evtimer_new(base, dns_on_timer, r);
-	if (!r->timer) {
+	r->reaper = evtimer_new(base, dns_on_reap, r);
+	if (!r->timer || !r->reaper) {
 		snprintf(err, errlen, "out of memory");
+		if (r->timer)
+			event_free(r->timer);
+		if (r->reaper)
+			event_free(r->reaper);
 		ares_destroy(r->channel);
 		free(r);
 		return NULL;
@@ -276,12 +295,22 @@ static void dns_on_deferred(evutil_socket_t fd, short what, void *arg)
 	query_deliver(arg);
 }
 
+/* Free the retired resolvers that have become idle, at the next turn of
+ * the loop: see the file's header for why not now. */
+static void schedule_reap(struct dns_resolver *r)
+{
+	static const struct timeval now = {0, 0};
+
+	evtimer_add(r->reaper, &now);
+}
+
 static void dns_on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct dns_query *q = arg;
 	bool bad = false;
 
-	q->r->pending--;
+	if (--q->r->pending == 0 && q->r->adopter)
+		schedule_reap(q->r->adopter);
 	q->ended = true;
 	q->st = DNS_FAILED;
 	if (!q->done && !q->starting) {
@@ -315,11 +344,12 @@ static void resolver_destroy(struct dns_resolver *r)
 		if (r->socks[i].ev)
 			event_free(r->socks[i].ev);
 	event_free(r->timer);
+	event_free(r->reaper);
 	free(r);
 }
 
-/* Free the replaced resolvers whose last lookup has ended. Never called
- * from inside a c-ares callback of the resolver it frees. */
+/* Free the replaced resolvers whose last lookup has ended. Only from the
+ * reaper event, where no c-ares call of any resolver is on the stack. */
 static void reap_retired(struct dns_resolver *r)
 {
 	struct dns_resolver **link = &r->retired;
@@ -334,6 +364,11 @@ static void reap_retired(struct dns_resolver *r)
 	}
 }
 
+static void dns_on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	reap_retired(arg);
+}
+
 void dns_resolver_adopt(struct dns_resolver *r, struct dns_resolver *old)
 {
 	if (!old)
@@ -342,7 +377,10 @@ void dns_resolver_adopt(struct dns_resolver *r, struct dns_resolver *old)
 	while (*tail)
 		tail = &(*tail)->retired;
 	*tail = old; /* old's own retired list follows it */
-	reap_retired(r);
+	for (struct dns_resolver *o = old; o; o = o->retired)
+		o->adopter = r;
+	evtimer_del(old->reaper); /* r's reaper looks after old's list now */
+	schedule_reap(r);         /* old may be idle already */
 }
 
 struct dns_query *dns_lookup(struct dns_resolver *r, const char *name, enum dns_type type,
@@ -359,7 +397,6 @@ struct dns_query *dns_lookup(struct dns_resolver *r, const char *name, enum dns_
 	q = calloc(1, sizeof *q);
 	if (!q)
 		return NULL;
-	reap_retired(r);
 	q->r = r;
 	q->type = type;
 	q->done = done;
@@ -389,6 +426,10 @@ void dns_cancel(struct dns_query *q)
 
 void dns_resolver_free(struct dns_resolver *r)
 {
+	/* ares_destroy ends the lookups still held: none may schedule a reap
+	 * on a resolver freed before it. */
+	for (struct dns_resolver *o = r; o; o = o->retired)
+		o->adopter = NULL;
 	while (r) {
 		struct dns_resolver *next = r->retired;
 		resolver_destroy(r);

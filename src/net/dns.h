@@ -56,8 +56,10 @@ void dns_cancel(struct dns_query *q);
 
 /* r replaces old (a reload with another DNS_Server or dns_timeout): new
  * lookups go to r; old's lookups in flight end as usual (answer, timeout
- * or dns_cancel), and old is freed once they have, at a later
- * dns_lookup or adopt on r, or with r. NULL old does nothing. */
+ * or dns_cancel), and old is freed once they have, from r's own
+ * zero-timeout event on the loop (never inside dns_lookup or a lookup's
+ * callback, which may start the next lookup on r), or with r. NULL old
+ * does nothing. */
 void dns_resolver_adopt(struct dns_resolver *r, struct dns_resolver *old);
 
 /* Cancel everything, the adopted resolvers' lookups too, and free. */

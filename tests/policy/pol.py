@@ -439,15 +439,17 @@ def skip_name(data, off):
 
 
 class SlowUpstream(threading.Thread):
-    """A UDP DNS server the test owns. A query for a name starting with
-    "delay." is answered after `delay` seconds with A 127.0.0.9; any other
-    query is never answered (the lookup must time out). Bounded: it stops
-    when stop() is called, and never runs longer than `lifetime`."""
+    """A UDP DNS server the test owns. A query for a name `delayed` accepts
+    (by default those starting with "delay.") is answered after `delay`
+    seconds with A 127.0.0.9; any other query is never answered (the lookup
+    must time out). Bounded: it stops when stop() is called, and never runs
+    longer than `lifetime`."""
 
-    def __init__(self, delay=1.0, lifetime=120.0):
+    def __init__(self, delay=1.0, lifetime=120.0, delayed=None):
         super().__init__(daemon=True)
         self.delay = delay
         self.lifetime = lifetime
+        self.delayed = delayed or (lambda name: name.startswith("delay."))
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -467,7 +469,7 @@ class SlowUpstream(threading.Thread):
                 if data:
                     name = self._qname(data)
                     self.queries.append((time.monotonic(), name))
-                    if name.startswith("delay."):
+                    if self.delayed(name):
                         self._due.append((time.monotonic() + self.delay, self._answer(data),
                                           addr))
                 now = time.monotonic()
@@ -505,9 +507,10 @@ class SlowUpstream(threading.Thread):
         self.join(5)
 
 
-def start_dnsmasq(tmp, records, forward=None, procs=None, timeout=5.0):
-    """dnsmasq on a free loopback UDP port, with --address=/NAME/IP records
-    and an optional {domain: port} map forwarded to 127.0.0.1#port. Returns
+def start_dnsmasq(tmp, records, forward=None, procs=None, timeout=5.0, txt=()):
+    """dnsmasq on a free loopback UDP port, with --address=/NAME/IP records,
+    --txt-record=NAME,TEXT records from `txt` ((name, text) pairs) and an
+    optional {domain: port} map forwarded to 127.0.0.1#port. Returns
     (Popen, port); the Popen is appended to `procs` (stopped by PID at
     teardown). Waits, bounded, until it answers."""
     if not os.access(DNSMASQ, os.X_OK):
@@ -523,6 +526,8 @@ def start_dnsmasq(tmp, records, forward=None, procs=None, timeout=5.0):
             args.append("--user=root")
         for name, ip in records:
             args.append(f"--address=/{name}/{ip}")
+        for name, text in txt:
+            args.append(f"--txt-record={name},{text}")
         for domain, uport in (forward or {}).items():
             args.append(f"--server=/{domain}/127.0.0.1#{uport}")
         log = open(tmp / f"dnsmasq{port}.log", "wb")

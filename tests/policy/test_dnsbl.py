@@ -10,6 +10,7 @@ lookup is pending, another session is served at once (the lookup suspends
 the script, not the server); a lookup that times out gives [""] (spec
 section 6), no later than dns_timeout.
 """
+import signal
 import time
 
 import pytest
@@ -183,3 +184,65 @@ def test_dead_dns_server_answers_empty_and_the_server_goes_on(pol_factory):
             for c in clients:
                 c.close()
     assert srv.running()
+
+
+# docs/POLICY.md section 10.4, with the list's A records behind the slow
+# upstream: the script waits there, then starts its second lookup (TXT) from
+# inside the first one's answer.
+DNSBL_TWO_LOOKUPS = """\
+($hit) = ec_dns_lookup "%{ir}.bl.slow.test" "A";
+if not ec_test :is "${hit}" "" {
+  ($why) = ec_dns_lookup "%{ir}.zone.test" "TXT";
+  ec_action 554 "5.7.1 %{i} is listed: ${why}" "dnsbl";
+}
+"""
+
+
+@pytest.mark.parametrize("change", ["dns_timeout", "DNS_Server"])
+def test_reload_while_a_two_lookup_script_waits(pol_factory, procs, tmp_path, change):
+    """A reload that replaces the resolver (another dns_timeout or
+    DNS_Server) while a script waits for its first lookup: the answer comes
+    back on the old resolver and the script starts its second lookup on the
+    new one from inside that answer. The old resolver must not be freed
+    under c-ares' feet (it was: use-after-free, the script resumed twice,
+    double free). The client gets exactly one reply, the right one."""
+    delay = 2.0
+    up = pol.SlowUpstream(delay=delay, delayed=lambda n: n.endswith(".bl.slow.test"))
+    up.start()
+    try:
+        txt = [("2.0.0.127.zone.test", "spam source")]
+        _, port = pol.start_dnsmasq(tmp_path, [], forward={"slow.test": up.port}, txt=txt,
+                                    procs=procs)
+        srv = pol_factory(scripts={"connect_phase1": DNSBL_TWO_LOOKUPS},
+                          options={"DNS_Server": f"127.0.0.1:{port}"},
+                          sieve_opts={"dns_timeout": 5})
+        with Smtp("127.0.0.1", srv.port, banner=False, source="127.0.0.2", timeout=15) as c:
+            for _ in range(200):
+                if any(n == "2.0.0.127.bl.slow.test" for _, n in up.queries):
+                    break
+                time.sleep(0.02)
+            assert any(n == "2.0.0.127.bl.slow.test" for _, n in up.queries), up.queries
+            t0 = time.monotonic()
+            if change == "dns_timeout":
+                srv.sieve_opts["dns_timeout"] = 6
+            else:
+                _, port2 = pol.start_dnsmasq(tmp_path, [], forward={"slow.test": up.port},
+                                             txt=txt, procs=procs)
+                srv.options["DNS_Server"] = f"127.0.0.1:{port2}"
+            srv.extra = srv._extra()
+            srv.write_config()
+            srv.signal(signal.SIGHUP)
+            srv.wait_event("reload", lambda e: e.get("result") == "ok")
+            assert time.monotonic() - t0 < delay / 2, "the reload came too late to tell"
+            assert c.reply() == (554, ["5.7.1 127.0.0.2 is listed: spam source"])
+            # one reply, not two (the script resumed once), then the close
+            # that follows a refusal at connect
+            assert c.closed_within(5 * SLOW)
+            assert c.buf == b"", c.buf
+        assert srv.running(), "the server died on the second lookup"
+        # and again, both lookups on the new resolver
+        with Smtp("127.0.0.1", srv.port, banner=False, source="127.0.0.2", timeout=15) as c:
+            assert c.reply() == (554, ["5.7.1 127.0.0.2 is listed: spam source"])
+        assert srv.running()
+    finally:
+        up.stop()

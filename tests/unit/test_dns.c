@@ -156,7 +156,7 @@ UNIT_TEST(adopt_lets_old_lookups_finish)
 	wait_for(base, &slow);
 	CHECK_EQ(slow.calls, 1);
 	CHECK_EQ(slow.status, DNS_FAILED);
-	/* the next lookup frees the drained old resolver */
+	/* the drained old resolver has been freed by the loop meanwhile */
 	memset(&a, 0, sizeof a);
 	dns_lookup(r, "v6.zone.test", DNS_TYPE_AAAA, on_done, &a);
 	wait_for(base, &a);
@@ -171,6 +171,58 @@ UNIT_TEST(adopt_lets_old_lookups_finish)
 	dns_resolver_free(r2);
 	CHECK_EQ(slow.calls, 1);
 	CHECK_EQ(slow.status, DNS_FAILED);
+out:
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	event_base_free(base);
+}
+
+/* The answer that ends a retired resolver's last lookup starts the next
+ * lookup on the new resolver from inside its callback (a script's second
+ * ec_dns_lookup): the retired one must not be freed there, under the c-ares
+ * call that is running the callback. It was: ares_destroy inside
+ * ares_process_fd called the callback a second time, then a double free. */
+struct chain {
+	struct dns_resolver *next;
+	struct answer first, second;
+};
+
+static void on_first(void *arg, enum dns_status st, const char *const *answers, size_t n)
+{
+	struct chain *c = arg;
+	on_done(&c->first, st, answers, n);
+	if (c->first.calls == 1)
+		dns_lookup(c->next, "2.0.0.127.zone.test", DNS_TYPE_TXT, on_done, &c->second);
+}
+
+UNIT_TEST(retired_resolver_outlives_the_callback_of_its_last_answer)
+{
+	char err[128];
+	pid_t pid = start_dnsmasq();
+	struct event_base *base = event_base_new();
+	/* the same server, another timeout: a reload that changed dns_timeout */
+	struct dns_resolver *old = dns_resolver_create(base, "127.0.0.1:" DNS_TEST_PORT, 2, err,
+	                                               sizeof err);
+	struct dns_resolver *r = dns_resolver_create(base, "127.0.0.1:" DNS_TEST_PORT, 3, err,
+	                                             sizeof err);
+	CHECK(old && r);
+	if (!old || !r)
+		goto out;
+	struct chain c = {.next = r};
+	dns_lookup(old, "listed.zone.test", DNS_TYPE_A, on_first, &c);
+	dns_resolver_adopt(r, old);
+	wait_for(base, &c.second);
+	CHECK_EQ(c.first.calls, 1);
+	CHECK_EQ(c.first.status, DNS_OK);
+	CHECK_STR(c.first.text, "127.0.0.2");
+	CHECK_EQ(c.second.calls, 1);
+	CHECK_STR(c.second.text, "listed for spam");
+	/* a few more turns: the reaper frees old, and nothing calls back again */
+	for (int i = 0; i < 5; i++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	CHECK_EQ(c.first.calls, 1);
+	CHECK_EQ(c.second.calls, 1);
+	dns_resolver_free(r);
 out:
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
