@@ -52,36 +52,69 @@ static struct net_listener *find_listener(struct mx_server *srv, const char *add
 	return NULL;
 }
 
-/* Bind every Listen of cfg not open yet; close those cfg no longer has.
- * Returns -1 when a new one cannot be bound (errors in err). */
-static int sync_listeners(struct mx_server *srv, const struct mx_config *cfg, bool closing_ok,
-                          char *err, size_t errlen)
+static void close_listeners(struct net_listener *list)
 {
-	int rc = 0;
+	while (list) {
+		struct net_listener *l = list;
+		list = l->next;
+		net_listener_close(l);
+	}
+}
 
+/* Listening is changed in two steps, so that a reload is all or nothing:
+ * bind_listeners binds every Listen of cfg not open yet into a list of
+ * its own, and on the first failure closes what it bound and returns -1
+ * (errors in err); only when all are bound does commit_listeners apply
+ * cfg to the listeners (cannot fail). The loop does not run between the
+ * two, so no client reaches a listener of a reload that failed. */
+static int bind_listeners(struct mx_server *srv, const struct mx_config *cfg,
+                          struct net_listener **fresh, char *err, size_t errlen)
+{
+	unsigned index = srv->next_index;
+	struct net_listener **tail = fresh; /* in cfg's order, for the log */
+
+	*fresh = NULL;
 	for (size_t i = 0; i < cfg->nlistens; i++) {
-		struct net_listener *have = find_listener(srv, cfg->listens[i].address);
-		if (have) { /* kept: its PROXY settings follow the new config */
-			have->proxy = cfg->listens[i].proxy_protocol;
-			have->proxy_timeout = cfg->listens[i].proxy_timeout ? cfg->listens[i].proxy_timeout : 5;
+		if (find_listener(srv, cfg->listens[i].address))
 			continue;
-		}
 		char why[512];
-		struct net_listener *l = net_listener_open(srv->base, &cfg->listens[i], srv->next_index,
+		struct net_listener *l = net_listener_open(srv->base, &cfg->listens[i], index,
 		                                           on_accept, srv, why, sizeof why);
 		if (!l) { /* named by the line of its Listen, like every config error */
 			snprintf(err, errlen, "%s:%u: %s", cfg->path, cfg->listens[i].line, why);
-			rc = -1;
-			break;
+			close_listeners(*fresh);
+			*fresh = NULL;
+			return -1;
 		}
-		srv->next_index++;
+		index++;
+		*tail = l;
+		tail = &l->next;
+	}
+	return 0;
+}
+
+/* Kept listeners take cfg's PROXY settings, the fresh ones (from
+ * bind_listeners) join the list, and those cfg no longer has are closed. */
+static void commit_listeners(struct mx_server *srv, const struct mx_config *cfg,
+                             struct net_listener *fresh)
+{
+	for (size_t i = 0; i < cfg->nlistens; i++) {
+		struct net_listener *have = find_listener(srv, cfg->listens[i].address);
+		if (have) {
+			have->proxy = cfg->listens[i].proxy_protocol;
+			have->proxy_timeout = cfg->listens[i].proxy_timeout ? cfg->listens[i].proxy_timeout : 5;
+		}
+	}
+	while (fresh) {
+		struct net_listener *l = fresh;
+		fresh = l->next;
+		if (l->index >= srv->next_index)
+			srv->next_index = l->index + 1;
 		l->next = srv->listeners;
 		srv->listeners = l;
 		log_event(LOG_INFO, "listen", "address=%s index=%u proxy=%s", l->address, l->index,
-		          cfg->listens[i].proxy_protocol ? "yes" : "no");
+		          l->proxy ? "yes" : "no");
 	}
-	if (!closing_ok)
-		return rc;
 	struct net_listener **pp = &srv->listeners;
 	while (*pp) {
 		struct net_listener *l = *pp;
@@ -96,7 +129,6 @@ static int sync_listeners(struct mx_server *srv, const struct mx_config *cfg, bo
 		log_event(LOG_INFO, "unlisten", "address=%s index=%u", l->address, l->index);
 		net_listener_close(l);
 	}
-	return rc;
 }
 
 static int drop_privileges(const struct mx_config *cfg, char *err, size_t errlen)
@@ -199,6 +231,7 @@ int mx_server_reload(struct mx_server *srv, char **errors, char *note, size_t no
 	SSL_CTX *tls = NULL;
 	struct dns_resolver *dns = NULL;
 	struct smtp_cfgref *ref = NULL;
+	struct net_listener *fresh = NULL;
 	const struct mx_config *old = srv->smtp.cfg->cfg;
 
 	*errors = NULL;
@@ -226,15 +259,16 @@ int mx_server_reload(struct mx_server *srv, char **errors, char *note, size_t no
 		if (!dns)
 			goto fail_err;
 	}
-	/* Last, because what it binds stays bound: on failure, keep what was
-	 * bound so far and report. */
-	if (sync_listeners(srv, cfg, true, err, sizeof err) < 0)
-		goto fail_err;
 	if (!(ref = smtp_cfgref_new(cfg))) {
 		snprintf(err, sizeof err, "out of memory");
 		goto fail_err;
 	}
+	/* Last: a Listen that cannot be bound (a port taken) fails the reload
+	 * and closes what it had bound; nothing else has changed yet. */
+	if (bind_listeners(srv, cfg, &fresh, err, sizeof err) < 0)
+		goto fail_err;
 	/* Committed from here on. */
+	commit_listeners(srv, cfg, fresh);
 	if (mx_config_restart_changes(old, cfg, note, notelen) > 0) {
 		char q[600];
 		log_event(LOG_WARNING, "reload", "restart_needed=%s note=\"changed, but kept as they "
@@ -266,7 +300,10 @@ fail:
 	SSL_CTX_free(tls);
 	if (pol)
 		policy_unref(pol);
-	mx_config_free(cfg);
+	if (ref)
+		smtp_cfgref_unref(ref); /* frees cfg */
+	else
+		mx_config_free(cfg);
 	return -1;
 }
 
@@ -499,10 +536,12 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		return -1;
 	}
 	deliver_clean_tmp(cfg);
-	if (sync_listeners(srv, cfg, false, err, sizeof err) < 0) {
+	struct net_listener *fresh;
+	if (bind_listeners(srv, cfg, &fresh, err, sizeof err) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
+	commit_listeners(srv, cfg, fresh);
 	if (cfg->control_path) {
 		srv->ctl = ctl_create(srv->base, cfg->control_path, err, sizeof err);
 		if (!srv->ctl) {

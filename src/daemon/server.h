@@ -8,9 +8,12 @@
  * delivery threads -> audit -> DNS resolver -> signals -> loop.
  *
  * Reload (SIGHUP, or the console's "reload"): a new config is loaded and
- * checked completely, and every policy script compiled; on any error every
- * message is logged and the old config and scripts stay. On success it is swapped in for new sessions (running sessions
- * keep theirs), Listen entries that appeared are bound, those that
+ * checked completely, every policy script compiled and the Listen entries
+ * that appeared are bound; on any error every message is logged, what the
+ * reload had bound is closed again, and the old config, scripts and
+ * listeners (with their PROXY settings) stay. On success it is swapped in
+ * for new sessions (running sessions keep theirs), the new listeners
+ * accept, kept ones take their new PROXY settings, those that
  * disappeared are closed (their sessions finish), the TLS context is
  * rebuilt, a changed DNS_Server or dns_timeout gets a new resolver (lookups
  * in flight finish on the old one). Not changed by a reload: the settings

@@ -37,6 +37,52 @@ def test_reload_adds_and_removes_listeners(mx):
         c.expect("QUIT", 221)
 
 
+def test_failed_reload_changes_no_listener(mx):
+    """A reload that turns Proxy_Protocol on for the kept plain Listen
+    entries, adds one Listen that binds and one on a port that is taken, is
+    refused as a whole: the kept listeners still speak plain SMTP (they used
+    to wait for a PROXY header), and the port the failed reload had bound is
+    closed again (it used to stay up). A good reload afterwards works."""
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        taken = blocker.getsockname()[1]
+        new_port = free_port(v6=False)
+        good = mx.config_text()
+        mx.listen_options["Proxy_Protocol"] = True
+        proxy_listen = f'  Listen "127.0.0.1:{mx.proxy_port}"'
+        bad = mx.config_text().replace(
+            proxy_listen, f'  Listen "127.0.0.1:{new_port}" {{ }}\n'
+                          f'  Listen "127.0.0.1:{taken}" {{ }}\n' + proxy_listen)
+        assert bad.index(f":{new_port}") < bad.index(f":{taken}")
+        mx.write_config(bad)
+        mx.signal(signal.SIGHUP)
+        mx.wait_event("reload", lambda e: e.get("result") == "failed")
+        assert f"127.0.0.1:{taken}" in mx.log_text()
+        # the kept listeners answer as before: a banner at once, no PROXY header
+        for v6 in (False, True):
+            with mx.connect(v6=v6, timeout=3) as c:
+                assert c.banner[0] == 220, c.banner
+                c.expect("EHLO plain", 250)
+                c.expect("QUIT", 221)
+        # nothing of the failed reload is listening
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", new_port), timeout=2)
+        assert not any(e.get("address") == f"127.0.0.1:{new_port}" for e in mx.events("listen"))
+        # the same new Listen, without the taken port: bound now
+        mx.write_config(good.replace(proxy_listen, f'  Listen "127.0.0.1:{new_port}" {{ }}\n'
+                                                   + proxy_listen))
+        mx.signal(signal.SIGHUP)
+        mx.wait_event("reload", lambda e: e.get("result") == "ok")
+        with mx.connect(port=new_port, timeout=3) as c:
+            assert c.banner[0] == 220
+        with mx.connect(timeout=3) as c:
+            assert c.banner[0] == 220
+    finally:
+        blocker.close()
+
+
 def test_early_talker_behind_proxy_is_flagged(mx):
     hdr = b"PROXY TCP4 198.51.100.23 192.0.2.1 4000 25\r\n"
     with mx.connect_proxy(hdr + b"EHLO early\r\n") as c:
