@@ -5,7 +5,7 @@
  * - A `struct policy` is the set of compiled scripts of one configuration
  *   ([phase][slot], slot 0 = phaseN 1), compiled together at start or reload:
  *   all compile or none is used. It is reference-counted, because a session
- *   that started a run keeps the scripts it started with across a reload.
+ *   keeps the scripts it was accepted with across a reload, for every phase.
  * - `struct policy_stats` holds the action counters ("PHASE:NAME (class)")
  *   that `sieve stats` prints; it belongs to the server and survives reloads.
  * - The policy_audit_* functions answer the audit questions of a script

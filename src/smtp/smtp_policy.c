@@ -15,8 +15,10 @@
  * computed on read and cannot be overwritten.
  *
  * Ownership: the session's slot holds a struct smtp_policy_state (the vctx
- * stores, and the run in flight). The run holds a reference to the compiled
- * scripts it started with, so a reload in the middle of a DNS wait is safe.
+ * stores, and the run in flight). Every run uses the compiled scripts the
+ * session was accepted with (smtp_session_policy: the session holds a
+ * reference until it ends), so a reload neither switches a session to new
+ * scripts between two phases nor frees them in the middle of a DNS wait.
  * A run's state is freed before `done` is called, because `done` may start
  * the next phase's run at once.
  */
@@ -48,7 +50,7 @@ struct policy_run {
 	struct smtp_session *s;
 	enum mx_phase phase;
 	smtp_policy_done_fn done;
-	struct policy *pol;        /* a reference, for the whole run */
+	struct policy *pol;        /* the session's scripts (its reference) */
 	unsigned slot;
 	struct sieve_run *run;
 	struct dns_query *query;   /* lookup in flight, or NULL */
@@ -355,7 +357,6 @@ static void run_free(struct policy_run *pr)
 	if (pr->query)
 		dns_cancel(pr->query);
 	sieve_run_free(pr->run);
-	policy_unref(pr->pol);
 	for (size_t i = 0; i < pr->nheaders; i++) {
 		free(pr->headers[i].name);
 		free(pr->headers[i].value);
@@ -519,12 +520,13 @@ static void advance(struct policy_run *pr)
 void smtp_policy_run(struct smtp_session *s, enum mx_phase phase, smtp_policy_done_fn done)
 {
 	struct smtp_server *srv = smtp_session_server(s);
+	struct policy *pol = smtp_session_policy(s);
 	struct smtp_verdict v;
 	struct smtp_policy_state *st;
 	struct policy_run *pr;
 
 	memset(&v, 0, sizeof v);
-	if (!srv->policy || !policy_has_phase(srv->policy, phase)) {
+	if (!pol || !policy_has_phase(pol, phase)) {
 		done(s, &v);
 		return;
 	}
@@ -539,8 +541,7 @@ void smtp_policy_run(struct smtp_session *s, enum mx_phase phase, smtp_policy_do
 	pr->s = s;
 	pr->phase = phase;
 	pr->done = done;
-	pr->pol = srv->policy;
-	policy_ref(pr->pol);
+	pr->pol = pol;
 	pr->pc.audit = srv->audit;
 	pr->pc.addr = *smtp_session_client(s);
 	pr->pc.listener = smtp_session_listener(s);

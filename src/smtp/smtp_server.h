@@ -53,7 +53,8 @@ struct smtp_server {
 	struct audit *audit;         /* may be NULL (tests) */
 	struct deliver *deliver;     /* may be NULL: every message gets 451 */
 	SSL_CTX *tls;                /* NULL: no STARTTLS */
-	struct policy *policy;       /* compiled scripts for new runs; may be NULL */
+	struct policy *policy;       /* compiled scripts for new sessions (each
+	                                takes a reference); may be NULL */
 	struct policy_stats *policy_stats; /* "sieve stats"; survives reloads */
 	struct dns_resolver *dns;    /* for ec_dns_lookup; NULL: lookups fail */
 	struct smtp_session *sessions; /* registry, doubly linked */

@@ -61,6 +61,7 @@
 #include "deliver/deliver.h"
 #include "net/listener.h"
 #include "net/proxy.h"
+#include "policy/policy.h"
 #include "smtp/smtp_parse.h"
 #include "smtp/smtp_policy.h"
 #include "smtp/smtp_server.h"
@@ -135,6 +136,7 @@ struct smtp_pending {
 struct smtp_session {
 	struct smtp_server *srv;
 	struct smtp_cfgref *cfg;
+	struct policy *policy;      /* the scripts it was accepted with (a reference), or NULL */
 	const struct mx_limits *limits;
 	struct net_listener *listener;
 	/* Transport: a plain socket is read and written by the session itself
@@ -2327,6 +2329,11 @@ static struct smtp_session *session_new(struct smtp_server *srv, struct net_list
 		return NULL;
 	}
 	smtp_cfgref_ref(s->cfg);
+	/* Like the config: a reload while the session runs does not change the
+	 * scripts its phases run. */
+	s->policy = srv->policy;
+	if (s->policy)
+		policy_ref(s->policy);
 	s->listener = listener;
 	if (listener) {
 		net_listener_ref(listener);
@@ -2485,6 +2492,7 @@ static void session_free(struct smtp_session *s)
 	}
 	event_del(s->timer);
 	helo_set(s, NULL);
+	policy_unref(s->policy);
 	smtp_cfgref_unref(s->cfg);
 	free(s);
 	if (srv->draining && srv->nsessions == 0 && srv->on_drained)
@@ -2575,6 +2583,11 @@ struct smtp_server *smtp_session_server(const struct smtp_session *s)
 const struct mx_config *smtp_session_config(const struct smtp_session *s)
 {
 	return s->cfg->cfg;
+}
+
+struct policy *smtp_session_policy(const struct smtp_session *s)
+{
+	return s->policy;
 }
 
 uint16_t smtp_session_port(const struct smtp_session *s)

@@ -29,6 +29,7 @@
 #include "util/ipaddr.h"
 
 struct mx_config;
+struct policy;
 
 struct bufferevent;
 struct net_listener;
@@ -57,6 +58,9 @@ bool smtp_session_early_talker(const struct smtp_session *s);
 bool smtp_session_tls(const struct smtp_session *s);
 struct smtp_server *smtp_session_server(const struct smtp_session *s);
 const struct mx_config *smtp_session_config(const struct smtp_session *s);
+/* The compiled scripts the session was accepted with (kept across reloads,
+ * like its config); NULL when the server has none. */
+struct policy *smtp_session_policy(const struct smtp_session *s);
 uint16_t smtp_session_port(const struct smtp_session *s);
 unsigned smtp_session_id(const struct smtp_session *s);
 /* The Listen address the session came in on ("127.0.0.1:2525"), or "". */

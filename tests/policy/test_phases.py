@@ -10,6 +10,7 @@ the Receptions/Rejections counters seen by the windowed monitors.
 Every expectation comes from spec/sieve.md and docs/POLICY.md, not from what
 the server happens to do.
 """
+import signal
 import socket
 import time
 
@@ -656,3 +657,28 @@ def test_service_and_listener_counts(pol_factory):
     finally:
         for c in (a, b, p, v6):
             c.close()
+
+
+# --------------------------------------------------------------------------
+# a reload does not change the scripts of a running session
+
+
+def test_session_keeps_its_scripts_across_a_reload(pol_factory):
+    """docs/CONFIGURATION.md, Reload: running sessions finish with the
+    configuration and scripts they started with. A session answered by the
+    old script before a SIGHUP that changes it is answered by the old one
+    after it too (it used to switch at its next phase); a new session gets
+    the new script."""
+    srv = pol_factory(scripts={"mailfrom_phase1": 'reject "old script";\n'})
+    with Smtp("127.0.0.1", srv.port, timeout=15) as old:
+        old.ehlo()
+        expect_reply(old.cmd(f"MAIL FROM:<{SENDER}>"), 550, "5.7.1 old script")
+        srv.write_script("mailfrom_phase1", 'reject "new script";\n')
+        srv.signal(signal.SIGHUP)
+        srv.wait_event("reload", lambda e: e.get("result") == "ok")
+        with Smtp("127.0.0.1", srv.port, timeout=15) as new:
+            new.ehlo()
+            expect_reply(new.cmd(f"MAIL FROM:<{SENDER}>"), 550, "5.7.1 new script")
+        expect_reply(old.cmd(f"MAIL FROM:<{SENDER}>"), 550, "5.7.1 old script")
+        old.expect("QUIT", 221)
+    assert srv.running()
