@@ -356,32 +356,36 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		audit_tick(srv->smtp.audit, mx_now_ms());
 }
 
-static char *ctl_reload(void *arg, int argc, char **argv)
-{
-	char *errors = NULL, note[256], ok[320];
-	(void)argc;
-	(void)argv;
-	if (mx_server_reload(arg, &errors, note, sizeof note) == 0) {
-		if (note[0] == '\0')
-			return strdup("reloaded");
-		snprintf(ok, sizeof ok, "reloaded; changed but kept until a restart: %s", note);
-		return strdup(ok);
-	}
-	log_reload_failure(arg, errors);
-	size_t n = strlen(errors) + 32;
-	char *out = malloc(n);
-	if (out)
-		snprintf(out, n, "error: %s", errors);
-	free(errors);
-	return out;
-}
-
 static char *ctl_error(const char *msg)
 {
 	size_t n = strlen(msg) + 16;
 	char *out = malloc(n);
 	if (out)
 		snprintf(out, n, "error: %s\n", msg);
+	return out;
+}
+
+static char *ctl_reload(void *arg, int argc, char **argv)
+{
+	struct mx_server *srv = arg;
+	char *errors = NULL, note[256], ok[320];
+	(void)argc;
+	(void)argv;
+	/* As for SIGHUP: a reload would bind the listeners the shutdown closed. */
+	if (srv->stopping)
+		return ctl_error("shutting down: reload refused");
+	if (mx_server_reload(srv, &errors, note, sizeof note) == 0) {
+		if (note[0] == '\0')
+			return strdup("reloaded");
+		snprintf(ok, sizeof ok, "reloaded; changed but kept until a restart: %s", note);
+		return strdup(ok);
+	}
+	log_reload_failure(srv, errors);
+	size_t n = strlen(errors) + 32;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "error: %s", errors);
+	free(errors);
 	return out;
 }
 

@@ -19,7 +19,9 @@
  * in flight finish on the old one). Not changed by a reload: the settings
  * mx_config_restart_changes names (User, Log_Syslog, Control_Listener,
  * Delivery, Maildir, Relay_Target, Fsync, inbound_audit); when they differ
- * the log and the console's answer name them.
+ * the log and the console's answer name them. No reload once a shutdown
+ * has begun (it would bind the listeners again): SIGHUP is ignored, the
+ * console's is refused with an error.
  */
 #ifndef MX_DAEMON_SERVER_H
 #define MX_DAEMON_SERVER_H

@@ -2,9 +2,12 @@
 """
 import signal
 import socket
+import subprocess
 import time
 
-from mx import SLOW, Closed, make_message
+import pytest
+
+from mx import BINARY, SLOW, Closed, make_message
 
 
 def third_rcpt_code(mx):
@@ -160,3 +163,40 @@ def test_sighup_with_broken_script_keeps_serving(mx_factory, tmp_path):
         c.ehlo()
         c.send_message("a@example.test", ["script@example.test"], data)
     assert len(mx.wait_messages("script@example.test", 1)) == 1
+
+
+def test_console_reload_is_refused_during_shutdown(mx_factory, world_tmp):
+    """SIGHUP is ignored once SIGTERM has closed the listeners; the
+    console's `reload` and `sieve reload` are refused with an error (they
+    used to reload, binding every listener again in the middle of the
+    shutdown). The transaction in flight still finishes."""
+    sock = world_tmp / "ctl.sock"
+    mx = mx_factory(options={"Shutdown_Grace": 10},
+                    extra=f'Control_Listener {{ Listen "{sock}" {{ }} }}')
+    _, data = make_message()
+    c = mx.connect()
+    c.ehlo()
+    c.expect("MAIL FROM:<a@example.test>", 250)
+    c.expect("RCPT TO:<stopping@example.test>", 250)
+    c.expect("DATA", 354)
+    c.send(data[:10])
+    mx.signal(signal.SIGTERM)
+    mx.wait_event("shutdown")
+    for words in (["reload"], ["sieve", "reload"]):
+        r = subprocess.run([str(BINARY), "ctl", "-s", str(sock), *words],
+                           capture_output=True, text=True, timeout=10 * SLOW)
+        assert r.returncode == 1, (words, r.returncode, r.stdout, r.stderr)
+        assert r.stdout.startswith("error: shutting down"), (words, r.stdout)
+    assert mx.events("reload") == [], "a reload ran during the shutdown"
+    assert len(mx.events("listen")) == 3, "a listener was bound during the shutdown"
+    for host, port in (("127.0.0.1", mx.port), ("::1", mx.port6),
+                       ("127.0.0.1", mx.proxy_port)):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, port), timeout=2)
+    assert mx.running()
+    c.send(data[10:] + b".\r\n")
+    code, text = c.reply(timeout=10)
+    assert code == 250, (code, text)
+    c.close()
+    assert mx.wait_exit(10 * SLOW) == 0
+    assert len(mx.new_files("stopping@example.test")) == 1
