@@ -1790,51 +1790,85 @@ void deliver_job_free(struct deliver_job *job)
 
 /* ---- start-up cleaning ---- */
 
-static size_t clean_dir_files(const char *dir)
+/*
+ * This runs as root, before the privileges are dropped, in a tree the mail
+ * user owns: a symlink planted anywhere below the root (MAILDIR/x/y/tmp ->
+ * /etc, MAILDIR/evil -> /) must not make us delete files outside it. So
+ * every level below the root is opened relative to its parent's descriptor
+ * with O_NOFOLLOW | O_DIRECTORY (a symlink or a non-directory fails with
+ * ELOOP/ENOTDIR and is skipped), entries are examined with fstatat(...,
+ * AT_SYMLINK_NOFOLLOW) and removed with unlinkat() relative to the tmp/
+ * descriptor: no path is ever resolved again from the root. The root itself
+ * is the administrator's setting and may be a symlink.
+ */
+
+/* The directory `name` under dirfd as a stream, never through a symlink;
+ * NULL for anything else (a symlink, a file, an error). */
+static DIR *clean_open_subdir(int dirfd, const char *name)
 {
-	DIR *dp = opendir(dir);
-	size_t n = 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	DIR *dp = fdopendir(fd);
 	if (dp == NULL)
-		return 0;
+		close(fd);
+	return dp;
+}
+
+static bool clean_is_dot(const char *name)
+{
+	return strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+}
+
+/* Remove the regular files directly in the tmp/ directory `tmp` (the stream
+ * is the caller's): files removed. */
+static size_t clean_dir_files(DIR *tmp)
+{
+	int fd = dirfd(tmp);
+	size_t n = 0;
 	struct dirent *e;
-	char path[PATH_MAX];
-	while ((e = readdir(dp)) != NULL) {
+	while ((e = readdir(tmp)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
-			continue;
 		struct stat st;
-		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0)
+		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		    unlinkat(fd, e->d_name, 0) == 0)
 			n++;
 	}
-	closedir(dp);
 	return n;
 }
 
 size_t deliver_clean_tmp_count(const char *root)
 {
 	size_t n = 0;
-	DIR *top = opendir(root);
-	if (top == NULL)
+	int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
 		return 0;
+	DIR *top = fdopendir(rootfd);
+	if (top == NULL) {
+		close(rootfd);
+		return 0;
+	}
 	struct dirent *de;
-	char dpath[PATH_MAX], tpath[PATH_MAX];
 	while ((de = readdir(top)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (clean_is_dot(de->d_name))
 			continue;
-		if (snprintf(dpath, sizeof dpath, "%s/%s", root, de->d_name) >= (int)sizeof dpath)
-			continue;
-		DIR *dom = opendir(dpath);
+		DIR *dom = clean_open_subdir(dirfd(top), de->d_name);
 		if (dom == NULL)
 			continue;
 		struct dirent *le;
 		while ((le = readdir(dom)) != NULL) {
-			if (strcmp(le->d_name, ".") == 0 || strcmp(le->d_name, "..") == 0)
+			if (clean_is_dot(le->d_name))
 				continue;
-			if (snprintf(tpath, sizeof tpath, "%s/%s/tmp", dpath, le->d_name) >=
-			    (int)sizeof tpath)
+			DIR *box = clean_open_subdir(dirfd(dom), le->d_name);
+			if (box == NULL)
 				continue;
-			n += clean_dir_files(tpath);
+			DIR *tmp = clean_open_subdir(dirfd(box), "tmp");
+			if (tmp != NULL) {
+				n += clean_dir_files(tmp);
+				closedir(tmp);
+			}
+			closedir(box);
 		}
 		closedir(dom);
 	}

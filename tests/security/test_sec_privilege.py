@@ -112,6 +112,44 @@ def test_control_socket_refuses_other_users(mx_factory, world_tmp):
     assert mx.running()
 
 
+def test_start_cleanup_follows_no_symlink(mx_factory, tmp_path):
+    """The start-up clean-up of tmp/ runs before the privileges are dropped,
+    in a tree the mail user owns: a symlink anywhere in it (a tmp/, a
+    mailbox, a domain pointing outside the Maildir) must not make it delete
+    files elsewhere. A real leftover in a real tmp/ still goes."""
+    mx = mx_factory(start=False)
+    outside = tmp_path / "outside"
+    victims = []
+    # MAILDIR/example.test/victim/tmp -> outside/etc
+    (outside / "etc").mkdir(parents=True)
+    victims.append(outside / "etc" / "passwd")
+    # MAILDIR/example.test/box -> outside/box (holding tmp/)
+    (outside / "box" / "tmp").mkdir(parents=True)
+    victims.append(outside / "box" / "tmp" / "mail")
+    # MAILDIR/evil -> outside/root (holding u/tmp/)
+    (outside / "root" / "u" / "tmp").mkdir(parents=True)
+    victims.append(outside / "root" / "u" / "tmp" / "shadow")
+    for v in victims:
+        v.write_bytes(b"precious\n")
+    dom = mx.maildir / "example.test"
+    (dom / "victim").mkdir(parents=True)
+    (dom / "victim" / "tmp").symlink_to(outside / "etc")
+    (dom / "box").symlink_to(outside / "box")
+    (mx.maildir / "evil").symlink_to(outside / "root")
+    # a real leftover, and a symlink to a file inside a real tmp/
+    real = dom / "real" / "tmp"
+    real.mkdir(parents=True)
+    (real / "1700000000.M1P1Q1.partial").write_bytes(b"Return-Path: <a@x>\r\nSub")
+    (real / "link").symlink_to(victims[0])
+    mx.start()
+    cleaned = mx.wait_event("maildir_clean")
+    for v in victims:
+        assert v.exists(), f"the start-up clean-up deleted {v} through a symlink"
+    assert not (real / "1700000000.M1P1Q1.partial").exists(), "the leftover was not removed"
+    assert (real / "link").is_symlink(), "a symlink in tmp/ is not a file to remove"
+    assert int(cleaned["removed"]) == 1, cleaned
+
+
 # --------------------------------------------------------------------------
 # Policy scripts: no file, no program
 
