@@ -1003,6 +1003,8 @@ static void walk_sieve(struct ctx *c, const struct conf_node *n, unsigned *first
 	struct mx_sieve_conf *s = xcalloc(1, sizeof *s);
 	s->name = xstrdup(name ? name : "");
 	s->runtime_error = MX_RUNTIME_ERROR_FAIL;
+	/* = SIEVE_DEFAULT_MAX_TARPIT and _MAX_DNS_LOOKUPS (sieve/sieve_limits.h,
+	 * which conf/ may not include); docs/CONFIGURATION.md documents both */
 	s->max_tarpit = 60;
 	s->max_dns_lookups = 4;
 	s->dns_timeout = 5;

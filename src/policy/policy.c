@@ -48,10 +48,10 @@ struct policy *policy_load(const struct mx_config *cfg, char **errors)
 	if (!cfg->sieve)
 		return p;
 	sieve_limits_default(&limits);
-	if (cfg->sieve->max_tarpit)
-		limits.max_tarpit = cfg->sieve->max_tarpit;
-	if (cfg->sieve->max_dns_lookups)
-		limits.max_dns_lookups = cfg->sieve->max_dns_lookups;
+	/* 0 is a setting, not "unset": no tarpit delay, no lookup allowed. The
+	 * config fills in the documented defaults when the option is absent. */
+	limits.max_tarpit = cfg->sieve->max_tarpit;
+	limits.max_dns_lookups = cfg->sieve->max_dns_lookups;
 	limits.on_error = cfg->sieve->runtime_error == MX_RUNTIME_ERROR_CONTINUE
 	                      ? SIEVE_ON_ERROR_CONTINUE : SIEVE_ON_ERROR_FAIL;
 	for (int ph = 0; ph < MX_PHASE_COUNT; ph++) {

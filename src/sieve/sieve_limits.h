@@ -23,10 +23,12 @@
 #define SIEVE_DEFAULT_MAX_VARIABLES     256u       /* distinct variables in a script */
 #define SIEVE_DEFAULT_REGEX_MATCH_LIMIT 100000u    /* PCRE2 match limit per call */
 #define SIEVE_DEFAULT_REGEX_DEPTH_LIMIT 1000u      /* PCRE2 depth limit per call */
-#define SIEVE_DEFAULT_MAX_DNS_LOOKUPS   8u         /* ec_dns_lookup per run */
+/* max_dns_lookups and max_tarpit are also sieve stanza options: keep these
+ * two equal to the stanza's defaults in conf/config.c (walk_sieve). */
+#define SIEVE_DEFAULT_MAX_DNS_LOOKUPS   4u         /* ec_dns_lookup per run */
 #define SIEVE_DEFAULT_MAX_RUN_MEMORY    (4u << 20) /* bytes of per-run arena */
 #define SIEVE_DEFAULT_MAX_LOG_LINES     64u        /* ec_log lines per run */
-#define SIEVE_DEFAULT_MAX_TARPIT        300u       /* seconds, sum of ec_tarpit */
+#define SIEVE_DEFAULT_MAX_TARPIT        60u        /* seconds, sum of ec_tarpit */
 
 /* How a runtime error ends a run (sieve.md section 7, `runtime_error`). */
 enum sieve_on_error {

@@ -372,8 +372,8 @@ static void finish(struct policy_run *pr, struct smtp_verdict *v)
 	struct smtp_session *s = pr->s;
 	smtp_policy_done_fn done = pr->done;
 	const struct mx_config *cfg = smtp_session_config(s);
-	unsigned cap = cfg->sieve && cfg->sieve->max_tarpit ? cfg->sieve->max_tarpit
-	                                                      : SIEVE_DEFAULT_MAX_TARPIT;
+	/* max_tarpit = 0 means no delay at all, not the default */
+	unsigned cap = cfg->sieve ? cfg->sieve->max_tarpit : SIEVE_DEFAULT_MAX_TARPIT;
 
 	v->tarpit = pr->tarpit < cap ? pr->tarpit : cap;
 	run_free(pr);

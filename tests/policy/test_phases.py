@@ -245,6 +245,23 @@ def test_tarpit_sums_within_a_phase_capped_and_applied_before_reply(pol_factory)
     assert st.get("mailfrom:slot two (informational)") == 1, st
 
 
+def test_max_tarpit_zero_means_no_delay(pol_factory):
+    """docs/CONFIGURATION.md: max_tarpit = 0 is no delay at all (it used to
+    fall back to a built-in 300 s cap); the tarpit is still counted."""
+    srv = pol_factory(scripts={"mailfrom_phase1": "ec_tarpit 2 \"one\";\n",
+                               "mailfrom_phase2": "ec_tarpit 2 \"two\";\n"},
+                      sieve_opts={"max_tarpit": 0})
+    with Smtp("127.0.0.1", srv.port, timeout=15) as c:
+        c.cmd("EHLO client.test")
+        t0 = time.monotonic()
+        assert c.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
+        t = time.monotonic() - t0
+        assert t < 1.0 * SLOW, f"MAIL answered after {t:.2f}s with max_tarpit = 0"
+    st = pol.stats(srv.ctl("sieve", "stats"))
+    assert st.get("mailfrom:one (informational)") == 1, st
+    assert pol.summary(srv.ctl("summary")).get("tarpits") == 0
+
+
 def test_tarpit_in_connect_phase_delays_banner_and_marks_early_talker(pol_factory):
     srv = pol_factory(scripts={
         "connect_phase1": 'if ec_test :is "%{i}" "::1" { ec_tarpit 2; }\n',

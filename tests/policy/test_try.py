@@ -95,3 +95,42 @@ def test_try_opens_no_network_socket(tmp_path):
              if re.search(r"\b(socket|connect|bind)\(", ln)]
     net = [ln for ln in calls if "AF_INET" in ln or "connect(" in ln or "bind(" in ln]
     assert not net, "mxsieve try touched the network:\n" + "\n".join(net)
+
+
+# --------------------------------------------------------------------------
+# The sieve stanza's max_tarpit and max_dns_lookups, through `try -c`: 0 is
+# a setting (no delay, no lookup), and an absent option is the documented
+# default (docs/CONFIGURATION.md: 60 s and 4), not the engine's own.
+
+LIMITS_SCRIPT = "ec_tarpit 100;\n" + "".join(
+    f'$a{i} = ec_dns_lookup "x{i}.example" "A";\n' for i in range(5))
+
+
+def try_with_stanza(tmp_path, options):
+    (tmp_path / "limits.sieve").write_text(LIMITS_SCRIPT)
+    (tmp_path / "limits.conf").write_text(
+        'Maildir = "md"\n'
+        'ESMTP_Listener { Listen "127.0.0.1:54001" { } }\n'
+        'sieve "t" {\n  script connect_phase1 { source = "limits.sieve" }\n'
+        '  runtime_error = "continue"\n'
+        + "".join(f"  {k} = {v}\n" for k, v in options.items()) + "}\n")
+    return run_try("--phase", "connect", "-c", tmp_path / "limits.conf")
+
+
+def test_try_limits_zero_means_zero(tmp_path):
+    out = try_with_stanza(tmp_path, {"max_tarpit": 0, "max_dns_lookups": 0})
+    assert delay(out) == 0, out
+    errors = [ln for ln in out.splitlines() if "too many DNS lookups" in ln]
+    assert errors and "limit max_dns_lookups = 0" in errors[0], out
+    assert "dns: x0.example" not in out, out
+
+
+def test_try_limits_defaults_are_the_documented_ones(tmp_path):
+    out = try_with_stanza(tmp_path, {})
+    assert delay(out) == 60, out
+    assert "limit max_dns_lookups = 4" in out, out
+    # and without any configuration, the engine's defaults are the same
+    (tmp_path / "bare.sieve").write_text(LIMITS_SCRIPT)
+    out = run_try("--phase", "connect", "--script", tmp_path / "bare.sieve")
+    assert delay(out) == 60, out
+    assert "limit max_dns_lookups = 4" in out, out
