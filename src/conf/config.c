@@ -783,6 +783,13 @@ static void walk_listen(struct ctx *c, const struct conf_node *n,
 			free(tmp.host);
 			return;
 		}
+		/* "*" binds 0.0.0.0 and [::]: no other address can take its port */
+		if (o->port == tmp.port && (strcmp(o->host, "*") == 0 || strcmp(tmp.host, "*") == 0)) {
+			ERR(c, n->line, "Listen \"%s\" overlaps Listen \"%s\" (line %u): '*' is every "
+			    "address, IPv4 and IPv6, on that port", addr, o->address, o->line);
+			free(tmp.host);
+			return;
+		}
 	}
 	tmp.address = xstrdup(addr);
 	tmp.line = n->line;

@@ -1,6 +1,10 @@
 /*
- * listener: one listening TCP socket per `Listen` entry, on libevent's
- * evconnlistener.
+ * listener: the listening TCP sockets of one `Listen` entry, on libevent's
+ * evconnlistener: one socket for an address, two for "*" (0.0.0.0 and [::];
+ * IPv4 alone when the machine has no IPv6). Everything else (the address
+ * that keys it across reloads, the index, the session count, the limits)
+ * belongs to the entry, not to a socket: a session that came in on either
+ * socket of "*" counts towards the same Listener_Sessions.
  *
  * IPv6 sockets are IPV6_V6ONLY (an IPv4 listener is configured on its own),
  * SO_REUSEADDR is set so a restart rebinds at once, the backlog is 4096 and
@@ -25,8 +29,11 @@ struct event_base;
 struct evconnlistener;
 struct mx_listen;
 
+#define NET_LISTENER_MAX_SOCKETS 2
+
 struct net_listener {
-	struct evconnlistener *evl; /* NULL once closed */
+	struct evconnlistener *evl[NET_LISTENER_MAX_SOCKETS]; /* NULL once closed */
+	unsigned nsockets;          /* evl[0 .. nsockets-1] were opened */
 	struct event *backoff;      /* re-enables accepting after EMFILE */
 	char *address;              /* "127.0.0.1:2525": the key across reloads */
 	unsigned index;             /* stable number for audit and policy */
@@ -46,7 +53,7 @@ struct net_listener *net_listener_open(struct event_base *base, const struct mx_
                                        unsigned index, net_accept_fn cb, void *arg,
                                        char *err, size_t errlen);
 
-/* Stop accepting and close the socket; drops the listener's own reference. */
+/* Stop accepting and close its sockets; drops the listener's own reference. */
 void net_listener_close(struct net_listener *l);
 
 /* Pause or resume accepting (shutdown, or EMFILE back-off). */

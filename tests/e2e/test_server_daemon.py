@@ -83,6 +83,64 @@ def test_failed_reload_changes_no_listener(mx):
         blocker.close()
 
 
+def wait_banner(host, port, code, timeout=5.0):
+    """Connect until the banner has `code` (a closed session is counted
+    down a moment after the client's close); returns the open socket."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        s = socket.create_connection((host, port), timeout=5 * SLOW)
+        s.settimeout(5 * SLOW)
+        got = s.recv(512)
+        if got[:3] == str(code).encode():
+            return s
+        s.close()
+        assert time.monotonic() < deadline, f"{host}:{port} answered {got!r}, not {code}"
+        time.sleep(0.05)
+
+
+def test_listen_star_is_ipv4_and_ipv6(mx_factory):
+    """docs/CONFIGURATION.md: `*` is every address, IPv4 and IPv6. One Listen
+    entry with two sockets: its Listener_Sessions counts both, and a reload
+    removes and adds both."""
+    mx = mx_factory(start=False, v6=False)
+    star = free_port()
+    plain = mx.config_text()
+    with_star = plain.replace("ESMTP_Listener {\n", "ESMTP_Listener {\n"
+                              f'  Listen "*:{star}" {{ Listener_Sessions = 1 }}\n', 1)
+    mx.write_config(with_star)
+    mx.start()
+    for host in ("127.0.0.1", "::1"):
+        try:
+            wait_banner(host, star, 220).close()
+        except ConnectionRefusedError:
+            pytest.fail(f"*:{star} does not answer on {host}")
+    # one entry, one session count: a session on either socket fills it
+    for first, other in (("127.0.0.1", "::1"), ("::1", "127.0.0.1")):
+        held = wait_banner(first, star, 220)
+        with held:
+            with socket.create_connection((other, star), timeout=5 * SLOW) as s:
+                s.settimeout(5 * SLOW)
+                assert s.recv(512).startswith(b"421"), \
+                    f"Listener_Sessions = 1 on *:{star}: {other} got in beside {first}"
+    # a reload that drops the entry closes both sockets ...
+    reloads = len(mx.events("reload"))
+    mx.write_config(plain)
+    mx.signal(signal.SIGHUP)
+    mx.wait_event("unlisten", lambda e: e.get("address") == f"*:{star}")
+    for host in ("127.0.0.1", "::1"):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, star), timeout=2)
+    # ... and one that brings it back opens both again
+    mx.write_config(with_star)
+    mx.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5 * SLOW
+    while len([e for e in mx.events("reload") if e.get("result") == "ok"]) < reloads + 2:
+        assert time.monotonic() < deadline, mx.log_text()[-2000:]
+        time.sleep(0.05)
+    for host in ("127.0.0.1", "::1"):
+        wait_banner(host, star, 220).close()
+
+
 def test_early_talker_behind_proxy_is_flagged(mx):
     hdr = b"PROXY TCP4 198.51.100.23 192.0.2.1 4000 25\r\n"
     with mx.connect_proxy(hdr + b"EHLO early\r\n") as c:

@@ -423,6 +423,14 @@ UNIT_TEST(scope_errors_exact)
 	CHECK_ERRORS("Maildir = \"/m\"\nESMTP_Listener {\n Listen \"[::1]:25\" { }\n"
 	             " Listen \"[0::1]:25\" { }\n}\n",
 	             "T/t.conf:4: duplicate Listen \"[0::1]:25\" (first at line 3)\n");
+	/* "*" is 0.0.0.0 and [::]: another address on its port cannot be bound */
+	CHECK_ERRORS("Maildir = \"/m\"\nESMTP_Listener {\n Listen \"*:25\" { }\n"
+	             " Listen \"[::]:25\" { }\n Listen \"127.0.0.1:25\" { }\n"
+	             " Listen \"127.0.0.1:26\" { }\n}\n",
+	             "T/t.conf:4: Listen \"[::]:25\" overlaps Listen \"*:25\" (line 3): '*' is every "
+	             "address, IPv4 and IPv6, on that port\n"
+	             "T/t.conf:5: Listen \"127.0.0.1:25\" overlaps Listen \"*:25\" (line 3): '*' is "
+	             "every address, IPv4 and IPv6, on that port\n");
 	CHECK_ERRORS("Maildir = \"/m\"\nESMTP_Listener { Listen \"[::1]:25\" { } }\n"
 	             "ESMTP_Listener { }\n",
 	             "T/t.conf:3: duplicate scope 'ESMTP_Listener' (first at line 2)\n");
