@@ -3,6 +3,7 @@
 
 #include "util/clock.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,32 +19,135 @@
 #define METRICS_MAX_HEADERS 8192
 /* New connections taken in a one-second window (opened by the first
  * connection after a quiet spell); past that the listener pauses until the
- * window is over (the kernel's backlog holds the rest). With the idle
- * timeout this bounds the descriptors the endpoint can hold to
- * METRICS_ACCEPTS_PER_S * METRICS_TIMEOUT_S, whatever a client does: evhttp
- * (libevent 2.1) has no connection cap of its own. A scraper needs one
+ * window is over (the kernel's backlog holds the rest). A scraper needs one
  * connection every few seconds. */
 #define METRICS_ACCEPTS_PER_S 20
+/* Connections open at once; at the cap the listener pauses until one
+ * closes. With the deadline below this bounds the descriptors the endpoint
+ * holds whatever a client does: evhttp (libevent 2.1) has no connection
+ * cap of its own. */
+#define METRICS_MAX_CONNS 64
+/* A connection lives at most this long from its accept, however it trickles
+ * its bytes: evhttp's timeout (METRICS_TIMEOUT_S) is an idle timeout that
+ * every byte read resets, so one header byte every few seconds would hold
+ * a descriptor for hours. */
+#define METRICS_DEADLINE_S 10
+
+/*
+ * One accepted connection. evhttp (2.1) tells nobody when it accepts one; it
+ * only asks us for the bufferevent (on_new_conn). So a connection starts as
+ * that bufferevent, which we hold a reference on, and a timer that fires
+ * once the accept is over (0 s): by then evhttp has set the bufferevent's
+ * callbacks, whose argument is its connection, and we ask to hear of its
+ * close (evhttp_connection_set_closecb). The same timer then waits for the
+ * deadline and frees the connection if it is still there. The reference
+ * makes both checks safe: the bufferevent cannot be freed under us, and
+ * evhttp clears its callbacks when it lets go of it, so the deadline never
+ * frees a connection evhttp has already freed.
+ */
+struct metrics_conn {
+	struct metrics_http *m;
+	struct bufferevent *bev;            /* referenced until released */
+	struct evhttp_connection *evcon;    /* NULL until the accept is over */
+	struct event *timer;                /* the 0 s step, then the deadline */
+	struct metrics_conn *prev, *next;
+};
 
 struct metrics_http {
 	struct evhttp *http;
 	struct evconnlistener *listener;
-	struct event *resume;   /* re-enables the listener */
+	struct event *resume;   /* ends a rate window's pause */
+	bool rate_paused;       /* the listener waits for the window's end */
 	unsigned accepted;      /* in the current window... */
 	uint64_t window_ms;     /* ...which began then (monotonic) and lasts 1 s */
+	struct metrics_conn *conns;
+	unsigned nconns;        /* in conns */
 	metrics_render_fn render;
 	void *arg;
 };
+
+/* Accept again unless the rate window or the connection cap says wait. */
+static void listener_update(struct metrics_http *m)
+{
+	if (m->listener == NULL)
+		return;
+	if (m->rate_paused || m->nconns >= METRICS_MAX_CONNS)
+		evconnlistener_disable(m->listener);
+	else
+		evconnlistener_enable(m->listener);
+}
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
 	struct metrics_http *m = arg;
 	m->accepted = 0; /* the next connection opens a new window */
-	evconnlistener_enable(m->listener);
+	m->rate_paused = false;
+	listener_update(m);
+}
+
+/* Forget a connection (closed by evhttp, or by its deadline). */
+static void conn_release(struct metrics_conn *c)
+{
+	struct metrics_http *m = c->m;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		m->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	m->nconns--;
+	event_free(c->timer);
+	if (c->bev)
+		bufferevent_decref(c->bev);
+	free(c);
+	listener_update(m);
+}
+
+/* evhttp frees the connection (the client closed, an error, the reply
+ * asked for close, evhttp_free): never touch it again. */
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+	conn_release(arg);
+}
+
+/* The evhttp connection that still uses c's bufferevent (the one known as
+ * c->evcon, once known), or NULL when evhttp has let the bufferevent go. */
+static struct evhttp_connection *conn_owner(struct metrics_conn *c)
+{
+	bufferevent_event_cb eventcb = NULL;
+	void *cbarg = NULL;
+	bufferevent_getcb(c->bev, NULL, NULL, &eventcb, &cbarg);
+	if (eventcb == NULL || cbarg == NULL || (c->evcon != NULL && cbarg != c->evcon))
+		return NULL;
+	return cbarg;
+}
+
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct metrics_conn *c = arg;
+	struct evhttp_connection *evcon = conn_owner(c);
+	if (c->evcon == NULL && evcon != NULL &&
+	    evhttp_connection_get_bufferevent(evcon) == c->bev) {
+		/* the accept is over: hear of the close, wait for the deadline */
+		const struct timeval tv = {METRICS_DEADLINE_S, 0};
+		c->evcon = evcon;
+		evhttp_connection_set_closecb(evcon, on_conn_close, c);
+		event_add(c->timer, &tv);
+		return;
+	}
+	/* The deadline: whatever state it is in, the connection goes. (Or
+	 * evhttp failed to set it up, or let it go without its close
+	 * callback: then only our reference is left.) */
+	if (c->evcon != NULL && evcon != NULL) {
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		evhttp_connection_free(evcon);
+	}
+	conn_release(c);
 }
 
 /* evhttp asks for each new connection's bufferevent: count the connection
- * here, and pause the listener once a second's share is used up. */
+ * here, start its timer, and pause the listener once a second's share or
+ * the cap is used up. */
 static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
 {
 	struct metrics_http *m = arg;
@@ -52,13 +156,32 @@ static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
 		m->window_ms = now;
 		m->accepted = 0;
 	}
-	if (++m->accepted >= METRICS_ACCEPTS_PER_S && m->listener != NULL) {
+	if (++m->accepted >= METRICS_ACCEPTS_PER_S && !m->rate_paused) {
 		uint64_t left = m->window_ms + 1000 - now;
 		const struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
-		evconnlistener_disable(m->listener);
+		m->rate_paused = true;
 		event_add(m->resume, &tv);
 	}
-	return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	struct metrics_conn *c = bev ? calloc(1, sizeof *c) : NULL;
+	if (c && (c->timer = evtimer_new(base, on_conn_timer, c)) != NULL) {
+		const struct timeval zero = {0, 0};
+		c->m = m;
+		c->bev = bev;
+		bufferevent_incref(bev);
+		event_add(c->timer, &zero);
+		c->next = m->conns;
+		if (m->conns)
+			m->conns->prev = c;
+		m->conns = c;
+		m->nconns++;
+	} else {
+		/* out of memory: the connection runs without a deadline; the
+		 * rate limit still bounds it */
+		free(c);
+	}
+	listener_update(m);
+	return bev;
 }
 
 static void free_text(const void *data, size_t len, void *arg)
@@ -144,7 +267,10 @@ void metrics_http_free(struct metrics_http *m)
 		return;
 	if (m->resume)
 		event_free(m->resume);
+	m->listener = NULL; /* evhttp_free frees it; the close callbacks below must not touch it */
 	if (m->http)
-		evhttp_free(m->http);
+		evhttp_free(m->http); /* each connection's close callback releases it */
+	while (m->conns) /* those whose accept step had not run yet */
+		conn_release(m->conns);
 	free(m);
 }

@@ -5,9 +5,10 @@
  * loop thread: a scrape costs one render, and the endpoint has no state.
  *
  * It has no authentication: bind it to loopback or an admin network. It
- * takes at most 20 new connections a second (the listener pauses for the
- * rest of the second) and closes a connection idle for 10 s, so a flood
- * holds at most ~200 descriptors.
+ * takes at most 20 new connections a second and keeps at most 64 open (past
+ * either, the listener pauses), and closes every connection 10 s after its
+ * accept however it trickles its bytes, so a flood or a slow client holds
+ * at most 64 descriptors.
  */
 #ifndef MX_CTL_METRICS_HTTP_H
 #define MX_CTL_METRICS_HTTP_H

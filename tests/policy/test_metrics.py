@@ -211,3 +211,68 @@ def test_a_connection_flood_holds_few_descriptors_and_scrapes_go_on(msrv):
         except OSError:
             assert time.monotonic() < deadline, "no scrape answered after the flood"
             time.sleep(0.2)
+
+
+def test_a_slow_drip_client_is_cut_at_the_deadline(msrv):
+    """evhttp's timeout is an idle timeout that every byte resets: a client
+    sending a header byte every second held its connection for as long as
+    it liked. A connection now lives at most 10 s from its accept."""
+    request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"y" * 100
+    s = socket.create_connection(("127.0.0.1", msrv.metrics_port), timeout=5)
+    t0 = time.monotonic()
+    closed_after = None
+    try:
+        for byte in request:
+            try:
+                s.sendall(bytes([byte]))
+                s.settimeout(1.0)
+                if s.recv(4096) == b"":
+                    closed_after = time.monotonic() - t0
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                closed_after = time.monotonic() - t0
+                break
+            if time.monotonic() - t0 > 20 * SLOW:
+                break
+    finally:
+        s.close()
+    assert closed_after is not None, "a client dripping one byte a second was never cut off"
+    assert 9.0 <= closed_after <= 12.0 * SLOW, f"cut after {closed_after:.1f}s, not at 10 s"
+    parse(scrape(msrv.metrics_port))
+
+
+def test_metrics_connections_are_capped(msrv):
+    """At most 64 connections at once: past that the listener waits for one
+    to close (the kernel's backlog holds the others), whatever the rate."""
+    pid = msrv.proc.pid
+
+    def fds():
+        return len(os.listdir(f"/proc/{pid}/fd"))
+
+    base = fds()
+    socks = []
+    try:
+        # 18 a second stays under the accept rate; 90 in 5 s would all be
+        # taken without the cap
+        for _ in range(5):
+            t = time.monotonic()
+            for _ in range(18):
+                socks.append(socket.create_connection(("127.0.0.1", msrv.metrics_port),
+                                                      timeout=5))
+            time.sleep(max(0.0, 1.05 - (time.monotonic() - t)))
+        time.sleep(0.3)
+        held = fds() - base
+        assert 50 <= held <= 66, f"{held} descriptors for 90 connections"
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        try:
+            parse(scrape(msrv.metrics_port))
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "no scrape answered after the connections closed"
+            time.sleep(0.2)
