@@ -410,7 +410,7 @@ static const struct opt_def global_opts[] = {
 /* indexes into global_opts, for the cross-option checks */
 enum {
 	G_DELIVERY = 7, G_MAILDIR = 8, G_RELAY_TARGET = 9, G_TLS_CERT = 11, G_TLS_KEY = 12,
-	G_VALID_RECIPIENTS = 18
+	G_TLS_DIR = 13, G_VALID_RECIPIENTS = 18
 };
 
 #define LIM(f) offsetof(struct mx_limits, f)
@@ -881,13 +881,28 @@ static void walk_control_listener(struct ctx *c, const struct conf_node *n)
 	if (p == NULL)
 		return;
 	char *r = resolve_path(c, p);
+	struct stat st;
 	if (strlen(r) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		ERR(c, line, "Control_Listener Listen \"%s\": path longer than %zu bytes",
 		    shown(p, buf, sizeof buf), sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 		free(r);
 		return;
 	}
+	if (r[strlen(r) - 1] == '/') {
+		ERR(c, line, "Control_Listener Listen \"%s\": a socket path, not a folder",
+		    shown(p, buf, sizeof buf));
+		free(r);
+		return;
+	}
+	/* the start replaces a stale socket there, and nothing else */
+	if (lstat(r, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		ERR(c, line, "Control_Listener Listen \"%s\": %s exists and is not a socket",
+		    shown(p, buf, sizeof buf), r);
+		free(r);
+		return;
+	}
 	c->cfg->control_path = r;
+	c->cfg->control_line = line;
 }
 
 static void walk_metrics_listener(struct ctx *c, const struct conf_node *n)
@@ -904,7 +919,16 @@ static void walk_metrics_listener(struct ctx *c, const struct conf_node *n)
 		    "(\"[::1]:PORT\" for IPv6)", shown(p, buf, sizeof buf));
 		return;
 	}
+	/* as for ESMTP Listen: an address, never a name (brackets were
+	 * checked as IPv6 already) */
+	struct in_addr a4;
+	if (p[0] != '[' && inet_pton(AF_INET, host, &a4) != 1) {
+		ERR(c, line, "Metrics_Listener Listen \"%s\": \"%s\" is not an IP address",
+		    shown(p, buf, sizeof buf), host);
+		return;
+	}
 	c->cfg->metrics_address = xstrdup(p);
+	c->cfg->metrics_line = line;
 }
 
 static void walk_audit(struct ctx *c, const struct conf_node *n)
@@ -1120,6 +1144,12 @@ static void walk_top(struct ctx *c, const struct conf_node *list)
 		ERR(c, gseen[G_TLS_KEY], "TLS_Key \"%s\": %s", cfg->tls_key, strerror(err));
 	if (cfg->tls_dir == NULL && cfg->tls_certificate == NULL)
 		cfg->tls_dir = resolve_path(c, "tls");
+	/* what the start-up does with these can still fail (bind, load a
+	 * key): its errors name these lines */
+	cfg->maildir_line = gseen[G_MAILDIR];
+	cfg->tls_certificate_line = gseen[G_TLS_CERT];
+	cfg->tls_key_line = gseen[G_TLS_KEY];
+	cfg->tls_dir_line = gseen[G_TLS_DIR];
 	if (cfg->valid_recipients) {
 		struct mx_recipients_opts ro = {accepts_domain_cb, cfg,
 		                                cfg->delivery == MX_DELIVERY_MAILDIR};

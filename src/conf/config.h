@@ -113,7 +113,9 @@ struct mx_config {
 	size_t nlistens;
 	unsigned service_sessions;  /* Service_Sessions; 0 = none */
 	char *control_path;         /* Control_Listener { Listen "PATH" } or NULL */
-	char *metrics_address;      /* Metrics_Listener { Listen "HOST:PORT" } or NULL */
+	char *metrics_address;      /* Metrics_Listener { Listen "IP:PORT" } or NULL */
+	unsigned control_line;      /* their Listen lines, for errors at start (0: unset) */
+	unsigned metrics_line;
 
 	struct mx_cidr *relay_hosts;  /* Relay_Hosts: clients that may relay */
 	size_t nrelay_hosts;
@@ -125,6 +127,7 @@ struct mx_config {
 
 	enum mx_delivery delivery;
 	char *maildir;              /* Maildir: root of MAILDIR/<domain>/<local>/ */
+	unsigned maildir_line;      /* its line, for errors at start (0: unset) */
 	char *relay_target;         /* Relay_Target: "host:port" of the downstream MTA */
 	unsigned relay_connections; /* Relay_Connections: delivery threads, one
 	                             * connection to Relay_Target each */
@@ -135,6 +138,9 @@ struct mx_config {
 	char *tls_certificate;      /* TLS_Certificate, PEM; NULL = self-signed on first start */
 	char *tls_key;              /* TLS_Key */
 	char *tls_dir;              /* where a self-signed pair is created ("var/tls") */
+	unsigned tls_certificate_line; /* the TLS_* lines, for errors at start (0: unset) */
+	unsigned tls_key_line;
+	unsigned tls_dir_line;
 
 	enum mx_bare_lf bare_lf;
 	bool early_talker_reject;   /* Early_Talker_Reject: 554 to a client that talks first */

@@ -222,10 +222,16 @@ struct ctl *ctl_create(struct event_base *base, const char *path, char *err,
 {
 	struct sockaddr_un sun;
 	struct ctl *c;
+	struct stat st;
 	mode_t old;
 
 	if (strlen(path) >= sizeof sun.sun_path) {
 		snprintf(err, errlen, "control socket path too long: %s", path);
+		return NULL;
+	}
+	/* a stale socket is replaced below; any other file is not ours */
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "control socket %s: exists and is not a socket", path);
 		return NULL;
 	}
 	c = calloc(1, sizeof *c);

@@ -25,8 +25,9 @@ struct ctl;
  * string starting with "error: " for a failed command. */
 typedef char *(*ctl_handler)(void *arg, int argc, char **argv);
 
-/* Listen on PATH (an existing socket file there is replaced). Returns NULL
- * and writes a message to err on failure. */
+/* Listen on PATH (an existing socket file there is replaced; any other
+ * file there is an error). Returns NULL and writes a message to err on
+ * failure. */
 struct ctl *ctl_create(struct event_base *base, const char *path, char *err,
                        unsigned errlen);
 

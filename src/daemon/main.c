@@ -17,6 +17,7 @@
 #include "ctl/ctl.h"
 #include "daemon/server.h"
 #include "daemon/version.h"
+#include "net/tls.h"
 #include "policy/policy.h"
 #include "policy/try.h"
 #include "sieve/sieve.h"
@@ -99,6 +100,22 @@ static int check_config(const char *path)
 	}
 	free(errs);
 	policy_unref(p);
+	/* A configured certificate and key are loaded as the start would
+	 * (a self-signed pair is left alone: -t creates nothing). */
+	if (cfg->tls_certificate) {
+		char err[4200];
+		unsigned line = 0;
+		SSL_CTX *tls = net_tls_create(cfg, err, sizeof err, &line);
+		if (!tls) {
+			if (line)
+				fprintf(stderr, "%s:%u: %s\n", cfg->path, line, err);
+			else
+				fprintf(stderr, "%s: %s\n", cfg->path, err);
+			mx_config_free(cfg);
+			return 1;
+		}
+		SSL_CTX_free(tls);
+	}
 	mx_config_free(cfg);
 	printf("%s: ok\n", path);
 	return 0;

@@ -44,6 +44,18 @@ static void on_accept(struct net_listener *l, int fd, struct sockaddr *sa, int s
 	smtp_session_accept(&srv->smtp, l, fd, sa, socklen);
 }
 
+/* "FILE:LINE: what: why" for a start-up or reload step that fails on a
+ * config entry, like every config error ("FILE: ..." when the setting is a
+ * default and has no line). */
+static void conf_error(char *out, size_t len, const struct mx_config *cfg, unsigned line,
+                       const char *what, const char *why)
+{
+	if (line)
+		snprintf(out, len, "%s:%u: %s%s%s", cfg->path, line, what, *what ? ": " : "", why);
+	else
+		snprintf(out, len, "%s: %s%s%s", cfg->path, what, *what ? ": " : "", why);
+}
+
 static struct net_listener *find_listener(struct mx_server *srv, const char *address)
 {
 	for (struct net_listener *l = srv->listeners; l; l = l->next)
@@ -249,8 +261,14 @@ int mx_server_reload(struct mx_server *srv, char **errors, char *note, size_t no
 		goto fail;
 	}
 	free(errs);
-	if (net_tls_prepare(cfg, err, sizeof err) < 0 || !(tls = net_tls_create(cfg, err, sizeof err)))
+	unsigned line = 0;
+	if (net_tls_prepare(cfg, err, sizeof err, &line) < 0 ||
+	    !(tls = net_tls_create(cfg, err, sizeof err, &line))) {
+		char why[sizeof err];
+		snprintf(why, sizeof why, "%s", err);
+		conf_error(err, sizeof err, cfg, line, "", why);
 		goto fail_err;
+	}
 	if ((old->dns_server == NULL) != (cfg->dns_server == NULL) ||
 	    (old->dns_server && strcmp(old->dns_server, cfg->dns_server) != 0) ||
 	    dns_timeout_of(old) != dns_timeout_of(cfg)) {
@@ -476,7 +494,7 @@ static void raise_fd_limit(void)
 
 int mx_server_start(struct mx_server *srv, const char *config_path)
 {
-	char *errs = NULL, err[4200];
+	char *errs = NULL, err[4200], what[PATH_MAX + 64], msg[PATH_MAX + 8600];
 	struct mx_config *cfg;
 
 	memset(srv, 0, sizeof *srv);
@@ -530,13 +548,17 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		fprintf(stderr, "mxsieve: out of memory\n");
 		return -1;
 	}
-	if (net_tls_prepare(cfg, err, sizeof err) < 0 ||
-	    !(srv->smtp.tls = net_tls_create(cfg, err, sizeof err))) {
-		fprintf(stderr, "%s: %s\n", cfg->path, err);
+	unsigned line = 0;
+	if (net_tls_prepare(cfg, err, sizeof err, &line) < 0 ||
+	    !(srv->smtp.tls = net_tls_create(cfg, err, sizeof err, &line))) {
+		conf_error(msg, sizeof msg, cfg, line, "", err);
+		fprintf(stderr, "%s\n", msg);
 		return -1;
 	}
 	if (cfg->delivery == MX_DELIVERY_MAILDIR && cfg->maildir && mx_mkdir_p(cfg->maildir, 0755) < 0) {
-		fprintf(stderr, "%s: Maildir %s: %s\n", cfg->path, cfg->maildir, strerror(errno));
+		snprintf(what, sizeof what, "Maildir %s", cfg->maildir);
+		conf_error(msg, sizeof msg, cfg, cfg->maildir_line, what, strerror(errno));
+		fprintf(stderr, "%s\n", msg);
 		return -1;
 	}
 	deliver_clean_tmp(cfg);
@@ -549,7 +571,8 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 	if (cfg->control_path) {
 		srv->ctl = ctl_create(srv->base, cfg->control_path, err, sizeof err);
 		if (!srv->ctl) {
-			fprintf(stderr, "%s: Control_Listener: %s\n", cfg->path, err);
+			conf_error(msg, sizeof msg, cfg, cfg->control_line, "Control_Listener", err);
+			fprintf(stderr, "%s\n", msg);
 			return -1;
 		}
 		ctl_register(srv->ctl, "reload", "reload the configuration", ctl_reload, srv);
@@ -569,8 +592,9 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		if (!mx_hostport_split(cfg->metrics_address, host, sizeof host, &port, true) ||
 		    !(srv->metrics = metrics_http_create(srv->base, host, port, mx_metrics_render, srv,
 		                                         err, sizeof err))) {
-			fprintf(stderr, "%s: Metrics_Listener \"%s\": %s\n", cfg->path,
-			        cfg->metrics_address, err);
+			snprintf(what, sizeof what, "Metrics_Listener \"%s\"", cfg->metrics_address);
+			conf_error(msg, sizeof msg, cfg, cfg->metrics_line, what, err);
+			fprintf(stderr, "%s\n", msg);
 			return -1;
 		}
 		log_event(LOG_INFO, "listen", "address=%s metrics=yes", cfg->metrics_address);

@@ -110,11 +110,12 @@ fail:
 	return NULL;
 }
 
-int net_tls_prepare(const struct mx_config *cfg, char *err, size_t errlen)
+int net_tls_prepare(const struct mx_config *cfg, char *err, size_t errlen, unsigned *line)
 {
 	char cert[4096], key[4096];
 	struct stat st;
 
+	*line = cfg->tls_dir_line;
 	if (cfg->tls_certificate)
 		return 0;
 	net_tls_paths(cfg, cert, key, sizeof cert);
@@ -146,11 +147,16 @@ int net_tls_prepare(const struct mx_config *cfg, char *err, size_t errlen)
 	return rc;
 }
 
-SSL_CTX *net_tls_create(const struct mx_config *cfg, char *err, size_t errlen)
+SSL_CTX *net_tls_create(const struct mx_config *cfg, char *err, size_t errlen, unsigned *line)
 {
 	char cert[2048], key[2048], what[4200];
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	/* without TLS_Certificate the pair is ours, in TLS_Dir; a key in
+	 * the certificate's file is the certificate's line */
+	unsigned cert_line = cfg->tls_certificate ? cfg->tls_certificate_line : cfg->tls_dir_line;
+	unsigned key_line = cfg->tls_key_line ? cfg->tls_key_line : cert_line;
 
+	*line = cert_line;
 	if (!ctx) {
 		ssl_error(err, errlen, "SSL_CTX_new");
 		return NULL;
@@ -167,10 +173,12 @@ SSL_CTX *net_tls_create(const struct mx_config *cfg, char *err, size_t errlen)
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		snprintf(what, sizeof what, "TLS key %s", key);
+		*line = key_line;
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		snprintf(what, sizeof what, "TLS key %s does not match %s", key, cert);
+		*line = key_line;
 		goto fail;
 	}
 	return ctx;

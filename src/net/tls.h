@@ -19,12 +19,15 @@
 struct mx_config;
 
 /* Create the self-signed pair in cfg->tls_dir if needed (only when no
- * TLS_Certificate is configured). Returns 0, or -1 with a message in err. */
-int net_tls_prepare(const struct mx_config *cfg, char *err, size_t errlen);
+ * TLS_Certificate is configured). Returns 0, or -1 with a message in err
+ * and in *line the config line it is about (TLS_Dir's; 0 when unset). */
+int net_tls_prepare(const struct mx_config *cfg, char *err, size_t errlen, unsigned *line);
 
 /* The SSL_CTX for cfg (call net_tls_prepare first). NULL with err set on
- * failure. The caller owns one reference (SSL_CTX_free). */
-SSL_CTX *net_tls_create(const struct mx_config *cfg, char *err, size_t errlen);
+ * failure, and in *line the config line it is about (TLS_Certificate's,
+ * TLS_Key's or TLS_Dir's; 0 when that option is unset). The caller owns
+ * one reference (SSL_CTX_free). */
+SSL_CTX *net_tls_create(const struct mx_config *cfg, char *err, size_t errlen, unsigned *line);
 
 /* Paths of the certificate and key the config resolves to. */
 void net_tls_paths(const struct mx_config *cfg, char *cert, char *key, size_t len);

@@ -199,3 +199,81 @@ def test_contrib_production_config_checks_clean(tmp_path):
     conf.write_text(text)
     r = run("-t", "-c", str(conf))
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def line_of(text, needle):
+    return [i + 1 for i, ln in enumerate(text.splitlines()) if needle in ln][0]
+
+
+def test_check_refuses_a_metrics_address_the_start_cannot_bind(tmp_path):
+    """-t used to pass a Metrics_Listener the start then refused (without a
+    line): an address that is not one fails at -t, at its line."""
+    srv = MxServer(tmp_path)
+    text = srv.conf_path.read_text() + 'Metrics_Listener {\n  Listen "999.1.1.1:9000" { }\n}\n'
+    srv.conf_path.write_text(text)
+    r = run("-t", "-c", str(srv.conf_path))
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert f"{srv.conf_path}:{line_of(text, '999.1.1.1')}: " in out, out
+
+
+def make_pair(d, name):
+    """A self-signed certificate and its key: (cert, key)."""
+    key, crt = d / f"{name}.key", d / f"{name}.crt"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                        f"/CN={name}.example.org", "-keyout", str(key), "-out", str(crt)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return crt, key
+
+
+@pytest.mark.parametrize("case", ["metrics_port_taken", "control_folder_missing",
+                                  "tls_certificate_garbage", "tls_key_mismatch"])
+def test_start_refusals_name_the_line(tmp_path, case):
+    """What the start refuses after the config loaded (a bind, a socket, a
+    certificate) names FILE:LINE of the entry, like every config error;
+    the TLS files are loaded by -t already."""
+    import socket
+    from mx import free_port
+    srv = MxServer(tmp_path)
+    text = srv.conf_path.read_text()
+    blocker = None
+    if case == "metrics_port_taken":
+        port = free_port(v6=False)
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", port))
+        blocker.listen()
+        text += f'Metrics_Listener {{\n  Listen "127.0.0.1:{port}" {{ }}\n}}\n'
+        needle, checked = f"127.0.0.1:{port}", False
+    elif case == "control_folder_missing":
+        text += f'Control_Listener {{\n  Listen "{tmp_path}/no-such-dir/ctl.sock" {{ }}\n}}\n'
+        needle, checked = "no-such-dir", False
+    elif case == "tls_certificate_garbage":
+        (tmp_path / "garbage.pem").write_text("not a certificate\n")
+        text += f'TLS_Certificate = "{tmp_path}/garbage.pem"\n'
+        needle, checked = "garbage.pem", True
+    else:
+        crt, _ = make_pair(tmp_path, "one")
+        _, other_key = make_pair(tmp_path, "two")
+        text += f'TLS_Certificate = "{crt}"\nTLS_Key = "{other_key}"\n'
+        needle, checked = "TLS_Key", True
+    srv.conf_path.write_text(text)
+    want = f"{srv.conf_path}:{line_of(text, needle)}: "
+    try:
+        r = run("-t", "-c", str(srv.conf_path))
+        out = r.stdout + r.stderr
+        if checked:
+            assert r.returncode != 0 and want in out, f"-t: want {want!r} in {out!r}"
+        else:
+            assert r.returncode == 0, out
+        try:
+            r = run("-c", str(srv.conf_path), timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the server started")
+    finally:
+        if blocker:
+            blocker.close()
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert want in out, f"start: want {want!r} in {out!r}"

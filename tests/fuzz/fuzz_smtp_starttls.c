@@ -33,11 +33,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void setup(void)
 {
 	char err[512];
+	unsigned line;
 	struct mx_config *cfg =
 		fuzz_server_setup("127.0.0.1:32097", "TLS_Dir = \"/tmp/fuzz-starttls-tls\"\n");
-	if (net_tls_prepare(cfg, err, sizeof err) < 0)
+	if (net_tls_prepare(cfg, err, sizeof err, &line) < 0)
 		abort();
-	srv.tls = net_tls_create(cfg, err, sizeof err);
+	srv.tls = net_tls_create(cfg, err, sizeof err, &line);
 	if (!srv.tls)
 		abort();
 }

@@ -463,6 +463,27 @@ UNIT_TEST(scope_errors_exact)
 	             "T/t.conf:3: scope 'Listen' needs an address, as Listen \"127.0.0.1:9425\"\n");
 	CHECK_ERRORS(MINIMAL "Metrics_Listener { Listen \"\" { } }\n",
 	             "T/t.conf:3: Metrics_Listener Listen: empty address\n");
+	/* what the start would refuse, -t refuses first, at the line */
+	CHECK_ERRORS(MINIMAL "Metrics_Listener { Listen \"999.1.1.1:9000\" { } }\n",
+	             "T/t.conf:3: Metrics_Listener Listen \"999.1.1.1:9000\": \"999.1.1.1\" is not an "
+	             "IP address\n");
+	CHECK_ERRORS(MINIMAL "Metrics_Listener { Listen \"localhost:9425\" { } }\n",
+	             "T/t.conf:3: Metrics_Listener Listen \"localhost:9425\": \"localhost\" is not an "
+	             "IP address\n");
+	CHECK_ERRORS(MINIMAL "Metrics_Listener { Listen \"[::1:9425\" { } }\n",
+	             "T/t.conf:3: Metrics_Listener Listen \"[::1:9425\": expected \"ADDRESS:PORT\" "
+	             "(\"[::1]:PORT\" for IPv6)\n");
+	char plain[128];
+	snprintf(plain, sizeof plain, "%s/plain-file", tmpdir);
+	FILE *pf = fopen(plain, "w");
+	CHECK(pf != NULL);
+	if (pf)
+		fclose(pf);
+	CHECK_ERRORS(MINIMAL "Control_Listener { Listen \"plain-file\" { } }\n",
+	             "T/t.conf:3: Control_Listener Listen \"plain-file\": T/plain-file exists and is "
+	             "not a socket\n");
+	CHECK_ERRORS(MINIMAL "Control_Listener { Listen \"run/\" { } }\n",
+	             "T/t.conf:3: Control_Listener Listen \"run/\": a socket path, not a folder\n");
 	CHECK_ERRORS(MINIMAL "inbound_audit { monitors = ( \"300,6\" \"300\" \"0,1\" \"5,x\" ) }\n",
 	             "T/t.conf:3: bad monitor \"300\": expected \"SECONDS,WINDOWS\" (1-604800, 1-1000)\n"
 	             "T/t.conf:3: bad monitor \"0,1\": expected \"SECONDS,WINDOWS\" (1-604800, 1-1000)\n"
