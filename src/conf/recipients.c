@@ -7,6 +7,7 @@
 #include "conf/recipients.h"
 
 #include "conf/conf_parse.h"
+#include "util/localpart.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -113,8 +114,9 @@ static char *trim(char *s)
 
 /* Why `local` cannot be a local part, or NULL. Unquoted it must be a
  * dot-string (RFC 5321 §4.1.2: atoms of atext, UTF-8 allowed, joined by
- * single dots), as the SMTP side takes it; quoted, anything but control
- * bytes. */
+ * single dots), as the SMTP side takes it; quoted, a Quoted-string as the
+ * SMTP side takes it: no control bytes, '"' and '\\' inside escaped with
+ * '\\', which escapes a printable byte. */
 static const char *bad_local(const char *local)
 {
 	size_t n = strlen(local);
@@ -125,8 +127,20 @@ static const char *bad_local(const char *local)
 		unsigned char c = (unsigned char)local[i];
 		if (c < 0x20 || c == 0x7f)
 			return "control character in the local part";
-		if (quoted)
+		if (quoted) {
+			if (i == 0 || i + 1 == n)
+				continue;
+			if (c == '"')
+				return "a '\"' inside a quoted local part must be written '\\\"'";
+			if (c == '\\') {
+				unsigned char e = (unsigned char)local[i + 1];
+				if (i + 2 == n || e < 0x20 || e > 0x7e)
+					return "a '\\' in a quoted local part must escape a printable "
+					       "character";
+				i++;
+			}
 			continue;
+		}
 		if (c == '.') {
 			if (i == 0 || i + 1 == n || local[i + 1] == '.')
 				return "dots must separate words in an unquoted local part";
@@ -178,7 +192,9 @@ static const char *parse_address(char *text, bool may_be_domain, char dom[RCPT_D
 static const char *parse_targets(char *list, mx_recipients_domain_fn accepts, void *arg,
                                  char **out)
 {
-	size_t cap = strlen(list) + 1, n = 0, count = 0;
+	/* room for any canonical form (it is never longer than as written
+	 * for a valid local part, but this does not rely on it) */
+	size_t cap = 2 * strlen(list) + 3, n = 0, count = 0;
 	char *res = malloc(cap);
 	if (res == NULL)
 		return E_NOMEM;
@@ -206,7 +222,17 @@ static const char *parse_targets(char *list, mx_recipients_domain_fn accepts, vo
 			return *local != '\0' ? "has a target with a bad local part"
 			                       : "has a target that is not local@domain";
 		}
-		n += (size_t)snprintf(res + n, cap - n, "%s%s@%s", n ? "," : "", local, dom);
+		char canon[2 * RCPT_LOCAL_MAX + 3];
+		if (!mx_local_canonical(local, canon, sizeof canon)) {
+			free(res);
+			return "has a target with a bad local part";
+		}
+		int w = snprintf(res + n, cap - n, "%s%s@%s", n ? "," : "", canon, dom);
+		if (w < 0 || (size_t)w >= cap - n) {
+			free(res);
+			return "has a target with a bad local part";
+		}
+		n += (size_t)w;
 	}
 	lower_ascii(res);
 	*out = res;
@@ -254,10 +280,18 @@ static int add_entry(struct mx_recipients *r, char *entry, size_t *acap, size_t 
 		key = strdup(dom);
 		ok = key && push(&r->domains, &r->ndomains, dcap, key, targets);
 	} else {
-		size_t ll = strlen(local), dl = strlen(dom);
+		/* as the SMTP side compares it: "bob" is bob, "john\ doe" is
+		 * "john doe" */
+		char canon[2 * RCPT_LOCAL_MAX + 3];
+		if (!mx_local_canonical(local, canon, sizeof canon)) {
+			free(targets);
+			*why = "local part too long";
+			return 1;
+		}
+		size_t ll = strlen(canon), dl = strlen(dom);
 		key = malloc(ll + dl + 2);
 		if (key) {
-			memcpy(key, local, ll);
+			memcpy(key, canon, ll);
 			key[ll] = '@';
 			memcpy(key + ll + 1, dom, dl + 1);
 			lower_ascii(key);

@@ -5,9 +5,11 @@
  * targets, "a@d, b@d": mail for the entry goes into those mailboxes instead
  * of its own (one level: a target's own entry is not looked at). A line
  * whose first non-blank byte is '#' is a comment ('#' is a local-part
- * character elsewhere), blank lines are ignored. A local part is compared
- * as the SMTP side canonicalises it: quoted only when it needs the quotes. Matching is ASCII case-insensitive in both parts, as the Maildir
- * folder names are (deliver.h). The set is read once per configuration load
+ * character elsewhere), blank lines are ignored. Entries and targets are
+ * stored canonical (mx_local_canonical, the function the SMTP side applies
+ * to RCPT TO): quoted only when they need the quotes. Matching is ASCII
+ * case-insensitive in both parts, as the Maildir folder names are
+ * (deliver.h). The set is read once per configuration load
  * and is immutable after: sessions share it through their config. */
 #ifndef MX_CONF_RECIPIENTS_H
 #define MX_CONF_RECIPIENTS_H
@@ -37,7 +39,7 @@ struct mx_recipients *mx_recipients_load(const char *path, const char *conf, uns
 
 /* Whether local@domain is listed, or its domain has an "@domain" entry
  * (the address's own entry first). local is the canonical local part
- * (smtp_local_canonical), domain without a trailing dot. *targets (when
+ * (mx_local_canonical), domain without a trailing dot. *targets (when
  * not NULL) gets the entry's alias targets, "a@d,b@d" in lower case, or
  * NULL for a mailbox of its own; valid as long as r. */
 bool mx_recipients_lookup(const struct mx_recipients *r, const char *local, const char *domain,

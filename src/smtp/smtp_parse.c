@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "util/ipaddr.h"
+#include "util/localpart.h"
 
 static const struct {
 	const char *name;
@@ -79,12 +80,6 @@ static bool is_alpha(unsigned char c)
 static bool is_digit(unsigned char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-/* RFC 5322 atext, extended with UTF-8 octets by RFC 6531. */
-static bool is_atext(unsigned char c)
-{
-	return is_alpha(c) || is_digit(c) || c >= 0x80 || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
 enum smtp_parse_error smtp_parse_command(const char *line, size_t len,
@@ -250,18 +245,7 @@ static size_t parse_local(const char *s, size_t len)
 		}
 		return 0;
 	}
-	for (; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '.') {
-			if (i == 0 || s[i - 1] == '.')
-				return 0;
-		} else if (!is_atext(c)) {
-			break;
-		}
-	}
-	if (i == 0 || s[i - 1] == '.')
-		return 0;
-	return i;
+	return mx_local_dot_string(s, len);
 }
 
 static enum smtp_parse_error parse_params(const char *s, size_t len, struct smtp_path *out)
@@ -429,41 +413,3 @@ enum smtp_parse_error smtp_parse_path(const char *s, size_t len, bool reverse,
 	return parse_params(s + i, len - i, out);
 }
 
-bool smtp_local_canonical(const char *local, char *out, size_t outlen)
-{
-	size_t n = strlen(local), o = 0;
-	char content[SMTP_LOCAL_MAX + 1];
-	size_t cl = 0;
-
-	if (n < 2 || local[0] != '"') {
-		if (n + 1 > outlen)
-			return false;
-		memcpy(out, local, n + 1);
-		return true;
-	}
-	for (size_t i = 1; i + 1 < n && cl < SMTP_LOCAL_MAX; i++) {
-		if (local[i] == '\\' && i + 2 < n)
-			i++;
-		content[cl++] = local[i];
-	}
-	content[cl] = '\0';
-	if (cl > 0 && parse_local(content, cl) == cl) { /* a plain dot-string */
-		if (cl + 1 > outlen)
-			return false;
-		memcpy(out, content, cl + 1);
-		return true;
-	}
-	if (o + 1 >= outlen)
-		return false;
-	out[o++] = '"';
-	for (size_t i = 0; i < cl; i++) {
-		if (o + 3 >= outlen)
-			return false;
-		if (content[i] == '"' || content[i] == '\\')
-			out[o++] = '\\';
-		out[o++] = content[i];
-	}
-	out[o++] = '"';
-	out[o] = '\0';
-	return true;
-}

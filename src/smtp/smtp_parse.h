@@ -98,12 +98,6 @@ bool smtp_parse_domain(const char *s, size_t len, bool *utf8, bool *literal);
 /* Whether [s, s+len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool smtp_utf8_valid(const char *s, size_t len);
 
-/* The canonical form of a local part (RFC 5321 §4.1.2): a quoted string
- * whose content is a valid dot-string loses its quotes ("bob" -> bob);
- * any other quoted string keeps them, with only '"' and '\\' escaped.
- * A dot-string is copied as is. Returns false when out is too small. */
-bool smtp_local_canonical(const char *local, char *out, size_t outlen);
-
 /* How many "Received:" fields the header section of msg (CRLF lines, up to
  * the first empty line or a line that is not a header field) holds,
  * counting at most `stop` (the caller's limit + 1 is enough). Names are

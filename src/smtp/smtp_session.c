@@ -66,6 +66,7 @@
 #include "smtp/smtp_policy.h"
 #include "smtp/smtp_server.h"
 #include "util/clock.h"
+#include "util/localpart.h"
 #include "util/log.h"
 
 #define SMTP_READ_HIGH (64 * 1024) /* input buffered while a phase waits */
@@ -1516,7 +1517,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	char local[2 * SMTP_LOCAL_MAX + 3];
-	if (!p.null_path && !smtp_local_canonical(p.local, local, sizeof local)) {
+	if (!p.null_path && !mx_local_canonical(p.local, local, sizeof local)) {
 		pending_free(s);
 		reply_error(s, true, "501 5.5.4 Error: bad sender address (too long)");
 		return;
@@ -1608,7 +1609,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	char local[2 * SMTP_LOCAL_MAX + 3];
-	if (!smtp_local_canonical(p.local, local, sizeof local)) {
+	if (!mx_local_canonical(p.local, local, sizeof local)) {
 		reply_error(s, true, "501 5.5.4 Error: bad recipient address (too long)");
 		return;
 	}

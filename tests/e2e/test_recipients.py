@@ -167,3 +167,35 @@ def test_aliases_deliver_into_their_targets_mailboxes(mx_factory, tmp_path):
     assert not (mx.maildir / "catchall.test").exists()
     pm = [r for r in alice if b"for the postmaster" in r][0]
     assert b"for <postmaster@example.test>" in pm, pm[:500]
+
+
+QUOTED = r'''"bob"@example.test
+"john\ doe"@example.test
+"first.last"@example.test  "Carol"@example.test
+'''
+
+
+def test_quoted_entries_match_both_rcpt_forms(mx_factory, tmp_path):
+    r"""An entry is compared as the SMTP side compares the RCPT: both are
+    canonicalised by the same function, so "bob" is bob and "john\ doe" is
+    "john doe", whichever way the file or the client writes them (a quoted
+    entry used to load and never match)."""
+    mx, _ = start(mx_factory, tmp_path, text=QUOTED)
+    with mx.connect() as c:
+        c.expect("EHLO client.e2e.test", 250)
+        c.expect("MAIL FROM:<sender@elsewhere.test>", 250)
+        for rcpt in ('bob@example.test', '"bob"@example.test', 'BOB@example.test',
+                     '"john doe"@example.test', r'"john\ doe"@example.test',
+                     'first.last@example.test', '"first.last"@example.test'):
+            r = c.cmd(f"RCPT TO:<{rcpt}>")
+            assert r[0] == 250, (rcpt, r)
+        for rcpt in ('john@example.test', '"john  doe"@example.test', '"bob "@example.test'):
+            r = c.cmd(f"RCPT TO:<{rcpt}>")
+            assert r[0] == 550 and r[1][0].startswith("5.1.1"), (rcpt, r)
+        c.expect("QUIT", 221)
+    # the quoted alias target is a canonical mailbox too: example.test/carol
+    _, data = make_message(subject="alias")
+    with mx.connect() as c:
+        c.expect("EHLO client.e2e.test", 250)
+        c.send_message("sender@elsewhere.test", ['"first.last"@example.test'], data)
+    assert len(mx.wait_messages("carol@example.test", 1)) == 1

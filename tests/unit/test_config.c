@@ -643,6 +643,37 @@ UNIT_TEST(valid_recipients_lookup)
 	mx_config_free(cfg);
 }
 
+UNIT_TEST(valid_recipients_quoted_entries_are_canonical)
+{
+	/* an entry is canonicalised as the SMTP side canonicalises RCPT TO
+	 * (mx_local_canonical): lookups take the canonical local part */
+	write_file("rquoted", "\"bob\"@example.test\n\"john\\ doe\"@example.test\n"
+	                      "\"first.last\"@example.test \"Carol\"@example.test\n"
+	                      "\"x\\\"y\"@example.test\n");
+	struct mx_config *cfg = load_ok(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                                        "Valid_Recipients = \"rquoted\"\n");
+	if (cfg == NULL)
+		return;
+	const struct mx_recipients *r = cfg->recipients;
+	const char *t = NULL;
+	CHECK(mx_recipients_has(r, "bob", "example.test"));
+	CHECK(mx_recipients_has(r, "\"john doe\"", "example.test"));
+	CHECK(!mx_recipients_has(r, "\"john\\ doe\"", "example.test")); /* not canonical */
+	CHECK(mx_recipients_lookup(r, "first.last", "example.test", &t) && t != NULL);
+	if (t)
+		CHECK_STR(t, "carol@example.test");
+	CHECK(mx_recipients_has(r, "\"x\\\"y\"", "example.test"));
+	mx_config_free(cfg);
+	/* a quoted local part is a Quoted-string, as SMTP takes it */
+	write_file("rquoted2", "\"a\"b\"@example.test\n\"ab\\\"@example.test\n");
+	CHECK_ERRORS(MINIMAL "Relay_Domains = ( \"example.test\" )\n"
+	                     "Valid_Recipients = \"rquoted2\"\n",
+	             "T/rquoted2:1: \"\"a\"b\"@example.test\" a '\"' inside a quoted local part "
+	             "must be written '\\\"'\n"
+	             "T/rquoted2:2: \"\"ab\\\"@example.test\" a '\\' in a quoted local part must "
+	             "escape a printable character\n");
+}
+
 UNIT_TEST(valid_recipients_errors)
 {
 	write_file("rcpt2", "ok@example.test\nno-at-sign\nx@elsewhere.test\nx@\n"

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "smtp/smtp_parse.h"
+#include "util/localpart.h"
 #include "unit.h"
 
 static enum smtp_parse_error cmd(const char *line, struct smtp_command *c)
@@ -230,11 +231,11 @@ UNIT_TEST(local_canonical)
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		char out[SMTP_LOCAL_MAX + 8];
-		CHECK(smtp_local_canonical(t[i].in, out, sizeof out));
+		CHECK(mx_local_canonical(t[i].in, out, sizeof out));
 		CHECK_STR(out, t[i].out);
 	}
 	char small[3];
-	CHECK(!smtp_local_canonical("\"John Doe\"", small, sizeof small));
+	CHECK(!mx_local_canonical("\"John Doe\"", small, sizeof small));
 }
 
 static size_t count(const char *msg, size_t stop)
