@@ -178,14 +178,17 @@ def test_metrics_other_paths_and_methods(msrv):
         c.expect("NOOP", 250)
 
 
+def fd_count(pid):
+    """Descriptors the process holds."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def test_a_connection_flood_holds_few_descriptors_and_scrapes_go_on(msrv):
     """evhttp has no connection cap: the endpoint takes at most 20 new
     connections a second and leaves the rest in the kernel's backlog, so 80
     silent connections cost the server 20-40 descriptors, not 150."""
-    pid = msrv.proc.pid
-
     def fds():
-        return len(os.listdir(f"/proc/{pid}/fd"))
+        return fd_count(msrv.proc.pid)
 
     base = fds()
     socks = []
@@ -246,10 +249,8 @@ def test_a_slow_drip_client_is_cut_at_the_deadline(msrv):
 def test_metrics_connections_are_capped(msrv):
     """At most 64 connections at once: past that the listener waits for one
     to close (the kernel's backlog holds the others), whatever the rate."""
-    pid = msrv.proc.pid
-
     def fds():
-        return len(os.listdir(f"/proc/{pid}/fd"))
+        return fd_count(msrv.proc.pid)
 
     base = fds()
     socks = []
