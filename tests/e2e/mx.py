@@ -565,15 +565,17 @@ class Smtp:
         self.sock = ctx.wrap_socket(self.sock)
         return self.sock
 
-    def send_message(self, sender, rcpts, data, expect_final=250):
+    def send_message(self, sender, rcpts, data, expect_final=250, mail_params="",
+                     timeout=None):
         """A whole transaction, one command at a time. `data` is the raw
-        message (CRLF), dot-stuffed here."""
-        self.expect(f"MAIL FROM:<{sender}>", 250)
+        message (CRLF), dot-stuffed here; `mail_params` (" SMTPUTF8") go on
+        MAIL; `timeout` is for the final reply. Returns its text."""
+        self.expect(f"MAIL FROM:<{sender}>{mail_params}", 250)
         for r in rcpts:
             self.expect(f"RCPT TO:<{r}>", 250)
         self.expect("DATA", 354)
         self.send(dot_stuff(data) + (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n")
-        code, text = self.reply()
+        code, text = self.reply(timeout)
         assert code == expect_final, f"end of data: expected {expect_final}, got {code} {text}"
         return text
 

@@ -79,12 +79,9 @@ def test_relay_downstream_down_is_451(mx_factory):
     _, data = make_message()
     with mx.connect() as c:
         c.ehlo()
-        c.expect("MAIL FROM:<a@example.test>", 250)
-        c.expect("RCPT TO:<down@example.test>", 250)
-        c.expect("DATA", 354)
-        c.send(data + b".\r\n")
-        code, text = c.reply(timeout=60)
-        assert code == 451 and text[0].startswith("4.3.0"), (code, text)
+        text = c.send_message("a@example.test", ["down@example.test"], data, expect_final=451,
+                              timeout=60)
+        assert text[0].startswith("4.3.0"), text
 
 
 def test_relay_down_is_held_then_tried_again(mx_factory, world_tmp, procs):
@@ -349,12 +346,9 @@ def test_relay_refuses_a_non_ascii_address_for_a_next_hop_without_smtputf8(
     _, data = make_message()
     with mx.connect() as c:
         c.ehlo()
-        c.expect("MAIL FROM:<a@example.test> SMTPUTF8", 250)
-        c.expect("RCPT TO:<bj\u00f8rn@example.test>", 250)
-        c.expect("DATA", 354)
-        c.send(data + b".\r\n")
-        code, text = c.reply(timeout=30)
-        assert code == 554 and text[0].startswith("5.6.7"), (code, text)
+        text = c.send_message("a@example.test", ["bj\u00f8rn@example.test"], data,
+                              expect_final=554, mail_params=" SMTPUTF8", timeout=30)
+        assert text[0].startswith("5.6.7"), text
         c.send_message("a@example.test", ["ascii@example.test"], data)
     assert len(wait_delivered(new, 1, pf)) == 1
     log = (pf.d / "postfix.log").read_text(errors="replace")

@@ -178,6 +178,17 @@ def test_metrics_other_paths_and_methods(msrv):
         c.expect("NOOP", 250)
 
 
+def scrape_again(port, why, timeout=15):
+    """Scrape until the endpoint answers (a paused listener comes back)."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        try:
+            return parse(scrape(port))
+        except OSError:
+            assert time.monotonic() < deadline, why
+            time.sleep(0.2)
+
+
 def fd_count(pid):
     """Descriptors the process holds."""
     return len(os.listdir(f"/proc/{pid}/fd"))
@@ -206,14 +217,7 @@ def test_a_connection_flood_holds_few_descriptors_and_scrapes_go_on(msrv):
         for s in socks:
             s.close()
     # the paused listener comes back: a scrape is answered within a few seconds
-    deadline = time.monotonic() + 15 * SLOW
-    while True:
-        try:
-            parse(scrape(msrv.metrics_port))
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "no scrape answered after the flood"
-            time.sleep(0.2)
+    scrape_again(msrv.metrics_port, "no scrape answered after the flood")
 
 
 def test_a_slow_drip_client_is_cut_at_the_deadline(msrv):
@@ -269,11 +273,4 @@ def test_metrics_connections_are_capped(msrv):
     finally:
         for s in socks:
             s.close()
-    deadline = time.monotonic() + 15 * SLOW
-    while True:
-        try:
-            parse(scrape(msrv.metrics_port))
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "no scrape answered after the connections closed"
-            time.sleep(0.2)
+    scrape_again(msrv.metrics_port, "no scrape answered after the connections closed")
