@@ -37,7 +37,7 @@
  * after step 2 pins the segment: kept dirty, and once rotated out the
  * checkpointer places the failed files again with a growing wait until
  * that works (place_pinned), or the next start does. A round with a record
- * the spool cannot hold (spool_rec_ok) goes the direct way below.
+ * the spool cannot hold (spool_rec_size 0) goes the direct way below.
  *
  * Maildir round without the spool (Fsync = true but the spool could not be
  * opened, or the round does not fit it), in this order, which is what makes
@@ -863,10 +863,11 @@ static bool commit_spooled(struct deliver *d, struct job_work **w, size_t n)
 		r->npaths = w[i]->nfiles;
 		r->data = w[i]->lf;
 		r->len = w[i]->lf_len;
-		if (!spool_rec_ok(d->spool, r))
+		size_t size = spool_rec_size(d->spool, r);
+		if (size == 0)
 			bytes = SIZE_MAX; /* e.g. thousands of mailboxes: direct */
 		else if (bytes != SIZE_MAX)
-			bytes += spool_rec_size(r);
+			bytes += size;
 	}
 	/* Under steady traffic the idle rotation never comes: rotate by age
 	 * too, so a crash replays (and a reader's deletions undo) at most

@@ -343,15 +343,13 @@ static size_t meta_len_of(const struct spool_rec *rec)
 	return n;
 }
 
-size_t spool_rec_size(const struct spool_rec *rec)
+size_t spool_rec_size(const struct spool *sp, const struct spool_rec *rec)
 {
-	return align8(sizeof(struct rec_hdr) + meta_len_of(rec) + rec->len);
-}
-
-bool spool_rec_ok(const struct spool *sp, const struct spool_rec *rec)
-{
-	return rec->npaths > 0 && meta_len_of(rec) <= SPOOL_META_MAX &&
-	       spool_rec_size(rec) <= spool_capacity(sp);
+	size_t meta = meta_len_of(rec);
+	if (rec->npaths == 0 || meta > SPOOL_META_MAX || rec->len > spool_capacity(sp))
+		return 0;
+	size_t size = align8(sizeof(struct rec_hdr) + meta + rec->len);
+	return size <= spool_capacity(sp) ? size : 0;
 }
 
 size_t spool_capacity(const struct spool *sp)
@@ -398,10 +396,11 @@ int spool_append(struct spool *sp, const struct spool_rec *recs, size_t n)
 	struct seg *s = &sp->seg[sp->active];
 	size_t meta_total = 0, total = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!spool_rec_ok(sp, &recs[i]))
+		size_t size = spool_rec_size(sp, &recs[i]);
+		if (size == 0)
 			return -E2BIG; /* the scan would end there: never write it */
 		meta_total += meta_len_of(&recs[i]);
-		total += spool_rec_size(&recs[i]);
+		total += size;
 	}
 	if (!spool_fits(sp, total))
 		return -ENOSPC;

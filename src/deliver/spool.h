@@ -71,13 +71,10 @@ int spool_replay(struct spool *sp, int (*fn)(const struct spool_rec *rec, void *
  * start a fresh generation in segment 0. 0 or -errno. */
 int spool_reset(struct spool *sp);
 
-/* Bytes a record takes in the log. */
-size_t spool_rec_size(const struct spool_rec *rec);
-
-/* Can a segment hold this record at all? (At least one path, the paths
- * within the scan's bound, the whole within a segment.) A round with a
- * record that cannot be logged is committed without the spool. */
-bool spool_rec_ok(const struct spool *sp, const struct spool_rec *rec);
+/* Bytes a record takes in the log; 0 when a segment cannot hold it at all
+ * (no path, more paths than the scan takes, bigger than a segment): a
+ * round with such a record is committed without the spool. */
+size_t spool_rec_size(const struct spool *sp, const struct spool_rec *rec);
 
 /* Bytes of records one segment can hold. */
 size_t spool_capacity(const struct spool *sp);
@@ -92,7 +89,7 @@ bool spool_active_used(const struct spool *sp);
  * 0 they survive a power cut. -errno on failure: the records do not count
  * (their range is zeroed, so a scan never reaches them; when that fails too
  * the segment is full until the next rotation); -E2BIG without writing when
- * a record fails spool_rec_ok. The caller checked spool_fits. */
+ * a record's spool_rec_size is 0. The caller checked spool_fits. */
 int spool_append(struct spool *sp, const struct spool_rec *recs, size_t n);
 
 /* Switch to the other segment if it is CLEAN: write its header (new
