@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -21,6 +22,21 @@
 #define SEG (256u << 10) /* small segments: rotation after a few records */
 
 static char dir[64];
+
+/* Fault injection: this definition takes the place of libc's for the
+ * spool code linked into this test; the next `fail_syncs` calls fail with
+ * EIO, as a disk error would. */
+static int fail_syncs;
+
+int fdatasync(int fd)
+{
+	if (fail_syncs > 0) {
+		fail_syncs--;
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
 
 struct seen {
 	size_t n;
@@ -303,6 +319,53 @@ UNIT_TEST(a_record_the_scan_would_refuse_is_never_written)
 	CHECK(replayed(&sp, &s) == 2); /* nothing between the two ends the scan */
 	free(names);
 	free(paths);
+	spool_close(sp);
+}
+
+/* Two records whose append failed at the fdatasync; then one of the
+ * first's size: it ends exactly where the second failed record starts,
+ * which must not be replayed (its message was refused). */
+UNIT_TEST(records_of_a_failed_sync_are_never_replayed)
+{
+	struct spool *sp = fresh();
+	CHECK(append_one(sp, "d/a/new/1", 'a', 100) == 0);
+	const char *p1[1] = {"d/b/new/2"}, *p2[1] = {"d/b/new/3"};
+	char data[100];
+	memset(data, 'b', sizeof data);
+	struct spool_rec refused[2] = {
+		{.paths = p1, .npaths = 1, .data = data, .len = sizeof data},
+		{.paths = p2, .npaths = 1, .data = data, .len = sizeof data},
+	};
+	fail_syncs = 1;
+	CHECK(spool_append(sp, refused, 2) == -EIO);
+	CHECK(fail_syncs == 0);
+	CHECK(append_one(sp, "d/c/new/4", 'c', 100) == 0);
+	struct seen s;
+	CHECK(replayed(&sp, &s) == 2);
+	CHECK(strcmp(s.paths[0], "d/a/new/1") == 0);
+	CHECK(strcmp(s.paths[1], "d/c/new/4") == 0);
+	spool_close(sp);
+}
+
+/* When even the zeroing cannot be synced, the segment takes nothing more
+ * until a rotation, and what it held before is still replayed. */
+UNIT_TEST(a_segment_whose_zeroing_failed_takes_no_more_appends)
+{
+	struct spool *sp = fresh();
+	CHECK(append_one(sp, "d/a/new/1", 'a', 100) == 0);
+	CHECK(spool_fits(sp, 4096));
+	fail_syncs = 2;
+	CHECK(append_one(sp, "d/b/new/2", 'b', 100) == -EIO);
+	CHECK(fail_syncs == 0);
+	CHECK(!spool_fits(sp, 64));
+	int old = spool_rotate(sp);
+	CHECK(old == 0);
+	CHECK(spool_fits(sp, 4096));
+	CHECK(append_one(sp, "d/c/new/3", 'c', 100) == 0);
+	struct seen s;
+	CHECK(replayed(&sp, &s) == 2);
+	CHECK(strcmp(s.paths[0], "d/a/new/1") == 0);
+	CHECK(strcmp(s.paths[1], "d/c/new/3") == 0);
 	spool_close(sp);
 }
 
