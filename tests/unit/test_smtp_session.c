@@ -138,6 +138,23 @@ UNIT_TEST(pipelined_any_boundary)
 		dialogue(NULL, in, step, false, "220 250 250 250 550 250 250 221");
 }
 
+/* A server without a TLS context (the rig has none) neither offers
+ * STARTTLS nor pretends to know it: 502 5.5.1, not 454 or 250. */
+UNIT_TEST(starttls_without_tls)
+{
+	struct rig r;
+	rig_init(&r, NULL);
+	const char *in = "EHLO c\r\nSTARTTLS\r\nQUIT\r\n";
+	char *t = talk(&r, in, strlen(in), 1000, false);
+	CHECK(strstr(t, "STARTTLS") == NULL);
+	CHECK(strstr(t, "\r\n502 5.5.1 ") != NULL);
+	char got[64];
+	codes(t, got, sizeof got);
+	CHECK_STR(got, "220 250 502 221");
+	free(t);
+	rig_free(&r);
+}
+
 UNIT_TEST(smuggling_variants)
 {
 	static const char *const bodies[] = {
