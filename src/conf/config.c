@@ -410,7 +410,7 @@ static const struct opt_def global_opts[] = {
 /* indexes into global_opts, for the cross-option checks */
 enum {
 	G_DELIVERY = 7, G_MAILDIR = 8, G_RELAY_TARGET = 9, G_TLS_CERT = 11, G_TLS_KEY = 12,
-	G_TLS_DIR = 13, G_VALID_RECIPIENTS = 18
+	G_TLS_DIR = 13, G_DNS_SERVER = 17, G_VALID_RECIPIENTS = 18
 };
 
 #define LIM(f) offsetof(struct mx_limits, f)
@@ -1150,6 +1150,7 @@ static void walk_top(struct ctx *c, const struct conf_node *list)
 	cfg->tls_certificate_line = gseen[G_TLS_CERT];
 	cfg->tls_key_line = gseen[G_TLS_KEY];
 	cfg->tls_dir_line = gseen[G_TLS_DIR];
+	cfg->dns_server_line = gseen[G_DNS_SERVER];
 	if (cfg->valid_recipients) {
 		struct mx_recipients_opts ro = {accepts_domain_cb, cfg,
 		                                cfg->delivery == MX_DELIVERY_MAILDIR};

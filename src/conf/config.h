@@ -141,6 +141,7 @@ struct mx_config {
 	unsigned tls_certificate_line; /* the TLS_* lines, for errors at start (0: unset) */
 	unsigned tls_key_line;
 	unsigned tls_dir_line;
+	unsigned dns_server_line; /* DNS_Server's line, for resolver errors (0: unset) */
 
 	enum mx_bare_lf bare_lf;
 	bool early_talker_reject;   /* Early_Talker_Reject: 554 to a client that talks first */

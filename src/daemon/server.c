@@ -272,10 +272,13 @@ int mx_server_reload(struct mx_server *srv, char **errors, char *note, size_t no
 	if ((old->dns_server == NULL) != (cfg->dns_server == NULL) ||
 	    (old->dns_server && strcmp(old->dns_server, cfg->dns_server) != 0) ||
 	    dns_timeout_of(old) != dns_timeout_of(cfg)) {
-		dns = dns_resolver_create(srv->base, cfg->dns_server, dns_timeout_of(cfg), err,
-		                          sizeof err);
-		if (!dns)
+		char why[256];
+		dns = dns_resolver_create(srv->base, cfg->dns_server, dns_timeout_of(cfg), why,
+		                          sizeof why);
+		if (!dns) {
+			conf_error(err, sizeof err, cfg, cfg->dns_server_line, "", why);
 			goto fail_err;
+		}
 	}
 	if (!(ref = smtp_cfgref_new(cfg))) {
 		snprintf(err, sizeof err, "out of memory");
@@ -618,7 +621,8 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 	srv->smtp.dns = dns_resolver_create(srv->base, cfg->dns_server, dns_timeout_of(cfg), err,
 	                                    sizeof err);
 	if (!srv->smtp.dns) {
-		fprintf(stderr, "%s: %s\n", cfg->path, err);
+		conf_error(msg, sizeof msg, cfg, cfg->dns_server_line, "", err);
+		fprintf(stderr, "%s\n", msg);
 		return -1;
 	}
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
