@@ -13,11 +13,11 @@
 #include <string.h>
 
 #define AUDIT_DEFAULT_MAX_TRACKED 262144
+#define AUDIT_DEFAULT_MAX_MEMORY ((size_t)2 << 30)
 #define AUDIT_WINDOWS_MAX 1024
 #define AUDIT_WINDOW_S_MAX 1000000u
 #define AUDIT_SERIES_MAX 32
 #define AUDIT_SERIES_NAME_MAX 63
-#define AUDIT_LISTENERS_MAX 4096
 #define AUDIT_TICK_BUDGET 256
 #define AUDIT_TOP_MAX 10000
 
@@ -43,6 +43,8 @@ struct audit {
 	struct audit_named series[AUDIT_SERIES_MAX];
 	size_t nseries;
 	size_t max_tracked;
+	size_t max_memory;   /* windowed data: half for the monitors, 1/64 per series */
+	size_t monitor_cap;  /* addresses the monitors keep (max_tracked or less) */
 	size_t tick_next;                     /* round-robin over windowed tries */
 };
 
@@ -110,6 +112,18 @@ static const char *shown(const char *arg, char buf[72])
 	return buf;
 }
 
+/* Addresses a windowed trie may keep: max_tracked, or fewer when that
+ * many would take more than `budget` bytes (two nodes an address). */
+static size_t cap_for(const struct audit *a, size_t budget, const struct audit_wseries *ws,
+                      size_t n)
+{
+	size_t per = 2 * audit_wtrie_node_bytes(ws, n);
+	size_t cap = budget / per;
+	if (cap > a->max_tracked)
+		cap = a->max_tracked;
+	return cap ? cap : 1;
+}
+
 struct audit *audit_create(const struct audit_config *cfg)
 {
 	struct audit *a = calloc(1, sizeof *a);
@@ -119,6 +133,7 @@ struct audit *audit_create(const struct audit_config *cfg)
 	audit_xhash_init(&a->exact[0], 1);
 	audit_xhash_init(&a->exact[1], 4);
 	a->max_tracked = cfg && cfg->max_tracked ? cfg->max_tracked : AUDIT_DEFAULT_MAX_TRACKED;
+	a->max_memory = cfg && cfg->max_memory ? cfg->max_memory : AUDIT_DEFAULT_MAX_MEMORY;
 	if (cfg && cfg->nmonitors > 0) {
 		struct audit_wseries ws[AUDIT_MONITORS_MAX];
 		if (cfg->nmonitors > AUDIT_MONITORS_MAX)
@@ -133,7 +148,8 @@ struct audit *audit_create(const struct audit_config *cfg)
 			                               .ncounters = AUDIT_COUNTER_COUNT};
 		}
 		a->nmonitors = cfg->nmonitors;
-		a->mon = audit_wtrie_create(ws, a->nmonitors, a->max_tracked);
+		a->monitor_cap = cap_for(a, a->max_memory / 2, ws, a->nmonitors);
+		a->mon = audit_wtrie_create(ws, a->nmonitors, a->monitor_cap);
 		if (a->mon == NULL)
 			goto fail;
 	}
@@ -513,7 +529,8 @@ bool audit_series_add(struct audit *a, const char *name, unsigned window,
 			return false;
 		}
 		struct audit_wseries ws = {.window_s = window, .nwin = count, .ncounters = 1};
-		struct audit_wtrie *t = audit_wtrie_create(&ws, 1, a->max_tracked);
+		struct audit_wtrie *t =
+			audit_wtrie_create(&ws, 1, cap_for(a, a->max_memory / 64, &ws, 1));
 		if (t == NULL) {
 			set_err(err, errlen, "series \"%s\": out of memory", shown(name, buf));
 			return false;
@@ -589,6 +606,7 @@ void audit_get_stats(const struct audit *a, struct audit_stats *out)
 	for (unsigned l = 0; l < a->nlisteners; l++)
 		if (a->ltrie[l] != NULL)
 			out->bytes += sizeof *a->ltrie[l] + audit_mtrie_bytes(a->ltrie[l]);
+	out->monitor_cap = a->mon ? a->monitor_cap : 0;
 	if (a->mon) {
 		out->tracked_addresses += audit_wtrie_tracked(a->mon);
 		out->evictions += audit_wtrie_evictions(a->mon);

@@ -50,8 +50,11 @@
  *   and one per named series. Each node carries, per monitor/series, N windows x C counters
  *   (C = 3 for monitors, 1 for a series) and the window epoch (now/W) it was
  *   last shifted to; an internal node holds the sum of its leaves, so a block
- *   at any prefix is one node. Node = 40 + sum(8 + 8*N*C) bytes (164 for
+ *   at any prefix is one node. Node = 40 + sum(8 + 8*N*C) bytes (296 for
  *   ("300,6" "1800,4")), two per address. Leaves sit on an LRU list.
+ *   Memory: at most max_tracked addresses per trie, and fewer when that
+ *   many nodes would pass the trie's share of max_memory (monitors half,
+ *   each named series 1/64); counts saturate at 2^64-1.
  *
  * WHAT EACH OPERATION COSTS, AND WHY
  *   audit_live_add      reserve (nodes, table room) so that out of memory
@@ -99,7 +102,8 @@
  *     aborts before any count is changed;
  *   - IPv4-mapped IPv6 (::ffff:a.b.c.d) is IPv4 everywhere, even if a caller
  *     passes it unfolded;
- *   - windowed leaves <= max_tracked per trie (monitors, each named series);
+ *   - windowed leaves <= the trie's cap: max_tracked, or its share of
+ *     max_memory / (2 x node size) when that is less;
  *     at most 32 named series (names of 1..63 bytes), 16 monitors, windows
  *     of 1..10^6 s, 1..1024 windows. audit_create returns NULL for a config
  *     outside these limits as well as when out of memory.
@@ -131,6 +135,9 @@
 
 struct audit;
 
+/* Listener numbers audit_live_add takes: 0 .. AUDIT_LISTENERS_MAX - 1. */
+#define AUDIT_LISTENERS_MAX 4096
+
 /* Pass as `listener` to count every listening socket (the whole service). */
 #define AUDIT_ANY_LISTENER (-1)
 
@@ -153,6 +160,9 @@ struct audit_config {
 	const struct audit_monitor_spec *monitors;
 	size_t nmonitors;
 	size_t max_tracked; /* cap on addresses with windowed data; 0 = default */
+	size_t max_memory;  /* bytes of windowed data, at most: the monitors may
+	                     * take half, each named series 1/64; an address
+	                     * cap lower than max_tracked follows (0 = 2 GiB) */
 };
 
 /* A new, empty audit state. Returns NULL when out of memory. */
@@ -240,7 +250,9 @@ void audit_tick(struct audit *a, uint64_t now_ms);
 struct audit_stats {
 	uint64_t live_sessions;     /* sessions open now, all families */
 	uint64_t live_addresses;    /* distinct addresses with sessions open */
-	uint64_t tracked_addresses; /* addresses with windowed data */
+	uint64_t tracked_addresses; /* entries with windowed data (an address
+	                             * counts once per series it is in) */
+	uint64_t monitor_cap;       /* addresses the monitors keep at most */
 	uint64_t evictions;         /* windowed entries evicted at the cap */
 	uint64_t bytes;             /* memory held by the module */
 };

@@ -202,8 +202,11 @@ struct audit_wseries {
 struct audit_wtrie;
 
 /* A trie holding `nseries` series per address, capped at `cap` addresses. */
+/* A trie keeping at most `cap` addresses (the least recently seen is
+ * evicted for a new one); each costs two nodes of audit_wtrie_node_bytes. */
 struct audit_wtrie *audit_wtrie_create(const struct audit_wseries *series,
                                        size_t nseries, size_t cap);
+size_t audit_wtrie_node_bytes(const struct audit_wseries *series, size_t nseries);
 void audit_wtrie_destroy(struct audit_wtrie *t);
 /* Add `amount` to counter `c` of every series for `a`, in the window of
  * now_ms. Evicts the least recently seen address at the cap. False on OOM. */

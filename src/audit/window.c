@@ -113,8 +113,13 @@ static uint64_t read_window(const struct audit_wtrie *t, struct wnode *n, size_t
 static void add_counts(const struct audit_wtrie *t, struct wnode *n, unsigned k,
                        uint64_t amount)
 {
-	for (size_t s = 0; s < t->nseries; s++)
-		w_counts(t, n, s)[k] += amount;
+	/* counts saturate at 2^64-1 (a script's AMOUNT can be that big):
+	 * never wrap round to a small number */
+	for (size_t s = 0; s < t->nseries; s++) {
+		uint64_t *c = &w_counts(t, n, s)[k];
+		if (__builtin_add_overflow(*c, amount, c))
+			*c = UINT64_MAX;
+	}
 }
 
 static void lru_unlink(struct audit_wtrie *t, uint32_t i)
@@ -143,6 +148,20 @@ static void lru_push_head(struct audit_wtrie *t, uint32_t i)
 	t->lru_head = i;
 }
 
+/* Bytes of one series' part of a node: its epoch, then its counters. */
+static size_t series_bytes(const struct audit_wseries *se)
+{
+	return sizeof(uint64_t) * (1 + (size_t)se->nwin * se->ncounters);
+}
+
+size_t audit_wtrie_node_bytes(const struct audit_wseries *series, size_t nseries)
+{
+	size_t n = sizeof(struct wnode);
+	for (size_t s = 0; s < nseries; s++)
+		n += series_bytes(&series[s]);
+	return n;
+}
+
 struct audit_wtrie *audit_wtrie_create(const struct audit_wseries *series,
                                        size_t nseries, size_t cap)
 {
@@ -156,11 +175,16 @@ struct audit_wtrie *audit_wtrie_create(const struct audit_wseries *series,
 		t->series[s] = series[s];
 		t->series[s].window_ms = (uint64_t)series[s].window_s * 1000;
 		t->series[s].off = off;
-		off += sizeof(uint64_t) * (1 + (size_t)series[s].nwin * series[s].ncounters);
+		off += series_bytes(&series[s]);
 	}
 	t->nseries = nseries;
 	t->cap = cap;
-	audit_pool_init(&t->pool, off);
+	/* chunks of about 64 KiB whatever the node size (a node of 1,000
+	 * windows is 24 KiB: 4,096 of them a chunk was 98 MB for one address) */
+	unsigned shift = AUDIT_CHUNK_SHIFT;
+	while (shift > 2 && (off << shift) > ((size_t)64 << 10))
+		shift--;
+	audit_pool_init_shift(&t->pool, off, shift);
 	return t;
 }
 
@@ -194,7 +218,7 @@ static void evict_leaf(struct audit_wtrie *t, uint32_t li, const uint64_t *cur)
 			uint64_t *a = w_counts(t, n, s), *b = w_counts(t, leaf, s);
 			size_t total = (size_t)t->series[s].nwin * t->series[s].ncounters;
 			for (size_t j = 0; j < total; j++)
-				a[j] -= b[j];
+				a[j] = a[j] > b[j] ? a[j] - b[j] : 0; /* a saturated sum */
 		}
 		path[depth++] = slot;
 		slot = &n->child[audit_key_bit(leaf->key, n->plen)];
@@ -311,7 +335,8 @@ uint64_t audit_wtrie_sum(const struct audit_wtrie *t, size_t s, unsigned k,
 		return 0;
 	uint64_t cur = now_ms / t->series[s].window_ms, sum = 0;
 	for (unsigned w = start; w <= end && w < t->series[s].nwin; w++)
-		sum += read_window(t, wn(t, i), s, k, w, cur);
+		if (__builtin_add_overflow(sum, read_window(t, wn(t, i), s, k, w, cur), &sum))
+			return UINT64_MAX;
 	return sum;
 }
 

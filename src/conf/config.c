@@ -437,6 +437,7 @@ static const struct opt_def listen_opts[] = {
 static const struct opt_def audit_opts[] = {
 	{"Monitors", OPT_SPECIAL, 0, 0, 0, NULL, NULL, special_monitors},
 	{"Max_Tracked", OPT_COUNT, AUD(max_tracked), 1, 100000000, NULL, NULL, NULL},
+	{"Max_Memory", OPT_SIZE, AUD(max_memory), 1ull << 20, 1ull << 40, NULL, NULL, NULL},
 };
 #define N_AUDIT (sizeof audit_opts / sizeof audit_opts[0])
 
@@ -446,6 +447,7 @@ static const struct opt_def sieve_opts[] = {
 	{"Max_Tarpit", OPT_UINT, SIV(max_tarpit), 0, 3600, NULL, NULL, NULL},
 	{"Max_DNS_Lookups", OPT_UINT, SIV(max_dns_lookups), 0, 100, NULL, NULL, NULL},
 	{"DNS_Timeout", OPT_UINT, SIV(dns_timeout), 1, 300, NULL, NULL, NULL},
+	{"Max_Run_Time", OPT_UINT, SIV(max_run_time), 1, 60000, NULL, NULL, NULL},
 };
 #define N_SIEVE (sizeof sieve_opts / sizeof sieve_opts[0])
 
@@ -518,6 +520,11 @@ static void set_opt(struct ctx *c, const struct opt_def *d, const struct conf_no
 		if (!parse_size(v, &u)) {
 			ERR(c, n->line, "bad value \"%s\" for '%s': expected bytes, optionally with K, M or G",
 			    shown(v, buf, sizeof buf), n->name);
+			return;
+		}
+		if (d->max && (u < d->min || u > d->max)) { /* bounds in MiB */
+			ERR(c, n->line, "bad value \"%s\" for '%s': expected %lluM to %lluM",
+			    shown(v, buf, sizeof buf), n->name, d->min >> 20, d->max >> 20);
 			return;
 		}
 		*(uint64_t *)field = u;
@@ -1034,11 +1041,13 @@ static void walk_sieve(struct ctx *c, const struct conf_node *n, unsigned *first
 	struct mx_sieve_conf *s = xcalloc(1, sizeof *s);
 	s->name = xstrdup(name ? name : "");
 	s->runtime_error = MX_RUNTIME_ERROR_FAIL;
-	/* = SIEVE_DEFAULT_MAX_TARPIT and _MAX_DNS_LOOKUPS (sieve/sieve_limits.h,
-	 * which conf/ may not include); docs/CONFIGURATION.md documents both */
+	/* = SIEVE_DEFAULT_MAX_TARPIT, _MAX_DNS_LOOKUPS and _MAX_RUN_TIME
+	 * (sieve/sieve_limits.h, which conf/ may not include; test_config
+	 * checks they agree); docs/CONFIGURATION.md documents them */
 	s->max_tarpit = 60;
 	s->max_dns_lookups = 4;
 	s->dns_timeout = 5;
+	s->max_run_time = 100; /* = SIEVE_DEFAULT_MAX_RUN_TIME */
 	c->cfg->sieve = s;
 	for (const struct conf_node *ch = n->children; ch; ch = ch->next) {
 		if (ch->kind == CONF_NODE_SCOPE && name_is(ch->name, "script")) {
@@ -1172,6 +1181,7 @@ static struct mx_config *config_new(const char *path)
 	cfg->min_free_space = 100ULL * 1024 * 1024;
 	cfg->relay_connections = 8;
 	cfg->audit.max_tracked = 1000000;
+	cfg->audit.max_memory = (uint64_t)2 << 30;
 	return cfg;
 }
 
@@ -1344,7 +1354,8 @@ static bool str_differs(const char *a, const char *b)
 
 static bool monitors_differ(const struct mx_audit_conf *a, const struct mx_audit_conf *b)
 {
-	if (a->nmonitors != b->nmonitors || a->max_tracked != b->max_tracked)
+	if (a->nmonitors != b->nmonitors || a->max_tracked != b->max_tracked ||
+	    a->max_memory != b->max_memory)
 		return true;
 	for (size_t i = 0; i < a->nmonitors; i++)
 		if (a->monitors[i].window != b->monitors[i].window ||

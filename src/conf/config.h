@@ -88,11 +88,12 @@ struct mx_sieve_conf {
 	unsigned max_tarpit;          /* Max_Tarpit: cap on summed ec_tarpit, seconds */
 	unsigned max_dns_lookups;     /* per phase run */
 	unsigned dns_timeout;         /* seconds */
+	unsigned max_run_time;        /* ms of CPU a script run may spend in its tests */
 };
 
 #define MX_AUDIT_MONITORS_MAX 16 /* monitors = ( ... ) entries, at most */
 
-/* inbound_audit { monitors = ("300,6" "1800,4"); max_tracked = N; } */
+/* inbound_audit { monitors = ("300,6" "1800,4"); max_tracked = N; max_memory = 2G; } */
 struct mx_audit_conf {
 	struct {
 		unsigned window;  /* W, seconds */
@@ -100,6 +101,7 @@ struct mx_audit_conf {
 	} *monitors;
 	size_t nmonitors;
 	size_t max_tracked;   /* cap on addresses with windowed data */
+	uint64_t max_memory;  /* bytes of windowed data, at most */
 };
 
 struct mx_config {

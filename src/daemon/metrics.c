@@ -166,9 +166,14 @@ char *mx_metrics_render(void *arg)
 		one(f, "mxsieve_audit_live_addresses", "gauge",
 		    "Distinct client addresses with sessions open.", as.live_addresses);
 		one(f, "mxsieve_audit_tracked_addresses", "gauge",
-		    "Addresses with windowed (monitor) data.", as.tracked_addresses);
+		    "Entries with windowed data (an address once for the monitors and once per "
+		    "named series it is in).",
+		    as.tracked_addresses);
 		one(f, "mxsieve_audit_evictions_total", "counter",
-		    "Windowed entries evicted at max_tracked.", as.evictions);
+		    "Windowed entries evicted at the cap (max_tracked or max_memory).", as.evictions);
+		one(f, "mxsieve_audit_monitor_cap", "gauge",
+		    "Addresses the monitors keep at most (max_tracked, or less under max_memory).",
+		    as.monitor_cap);
 		one(f, "mxsieve_audit_bytes", "gauge", "Memory held by inbound_audit.", as.bytes);
 	}
 	if (srv->smtp.deliver)

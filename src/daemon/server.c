@@ -64,6 +64,9 @@ static struct net_listener *find_listener(struct mx_server *srv, const char *add
 	return NULL;
 }
 
+_Static_assert(NET_LISTENER_INDEX_MAX <= AUDIT_LISTENERS_MAX,
+               "every listener number must be one the audit takes");
+
 static void close_listeners(struct net_listener *list)
 {
 	while (list) {
@@ -82,7 +85,6 @@ static void close_listeners(struct net_listener *list)
 static int bind_listeners(struct mx_server *srv, const struct mx_config *cfg,
                           struct net_listener **fresh, char *err, size_t errlen)
 {
-	unsigned index = srv->next_index;
 	struct net_listener **tail = fresh; /* in cfg's order, for the log */
 
 	*fresh = NULL;
@@ -90,15 +92,14 @@ static int bind_listeners(struct mx_server *srv, const struct mx_config *cfg,
 		if (find_listener(srv, cfg->listens[i].address))
 			continue;
 		char why[512];
-		struct net_listener *l = net_listener_open(srv->base, &cfg->listens[i], index,
-		                                           on_accept, srv, why, sizeof why);
+		struct net_listener *l = net_listener_open(srv->base, &cfg->listens[i], on_accept,
+		                                           srv, why, sizeof why);
 		if (!l) { /* named by the line of its Listen, like every config error */
 			snprintf(err, errlen, "%s:%u: %s", cfg->path, cfg->listens[i].line, why);
 			close_listeners(*fresh);
 			*fresh = NULL;
 			return -1;
 		}
-		index++;
 		*tail = l;
 		tail = &l->next;
 	}
@@ -120,8 +121,6 @@ static void commit_listeners(struct mx_server *srv, const struct mx_config *cfg,
 	while (fresh) {
 		struct net_listener *l = fresh;
 		fresh = l->next;
-		if (l->index >= srv->next_index)
-			srv->next_index = l->index + 1;
 		l->next = srv->listeners;
 		srv->listeners = l;
 		log_event(LOG_INFO, "listen", "address=%s index=%u proxy=%s", l->address, l->index,
@@ -618,6 +617,14 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 		fprintf(stderr, "mxsieve: cannot create the audit state\n");
 		return -1;
 	}
+	struct audit_stats as;
+	audit_get_stats(srv->smtp.audit, &as);
+	if (cfg->audit.nmonitors && as.monitor_cap < cfg->audit.max_tracked)
+		log_event(LOG_WARNING, "audit_cap",
+		          "max_tracked=%zu cap=%llu max_memory=%llu note=\"the monitors' windows "
+		          "of max_tracked addresses would pass half of max_memory\"",
+		          cfg->audit.max_tracked, (unsigned long long)as.monitor_cap,
+		          (unsigned long long)cfg->audit.max_memory);
 	srv->smtp.dns = dns_resolver_create(srv->base, cfg->dns_server, dns_timeout_of(cfg), err,
 	                                    sizeof err);
 	if (!srv->smtp.dns) {

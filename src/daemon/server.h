@@ -42,7 +42,6 @@ struct mx_server {
 	struct event_base *base;
 	struct smtp_server smtp;
 	struct net_listener *listeners;
-	unsigned next_index;         /* listener numbers are never reused */
 	char *config_path;
 	struct ctl *ctl;
 	struct metrics_http *metrics; /* Metrics_Listener, or NULL */

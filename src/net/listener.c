@@ -135,17 +135,45 @@ static unsigned bind_entry(const struct mx_listen *lc, int fds[NET_LISTENER_MAX_
 	return fds[0] < 0 ? 0 : 1;
 }
 
+/* Numbers held by listeners in memory (the loop thread's alone). */
+static uint64_t index_used[NET_LISTENER_INDEX_MAX / 64];
+
+static bool index_take(unsigned *index)
+{
+	for (unsigned w = 0; w < NET_LISTENER_INDEX_MAX / 64; w++)
+		if (~index_used[w]) {
+			unsigned b = (unsigned)__builtin_ctzll(~index_used[w]);
+			index_used[w] |= 1ull << b;
+			*index = w * 64 + b;
+			return true;
+		}
+	return false;
+}
+
+static void index_put(unsigned index)
+{
+	index_used[index / 64] &= ~(1ull << (index % 64));
+}
+
 struct net_listener *net_listener_open(struct event_base *base, const struct mx_listen *lc,
-                                       unsigned index, net_accept_fn cb, void *arg,
-                                       char *err, size_t errlen)
+                                       net_accept_fn cb, void *arg, char *err, size_t errlen)
 {
 	int fds[NET_LISTENER_MAX_SOCKETS];
-	unsigned n = bind_entry(lc, fds, err, errlen);
-	if (n == 0)
+	unsigned index;
+	if (!index_take(&index)) {
+		snprintf(err, errlen, "Listen \"%s\": more than %u listeners", lc->address,
+		         NET_LISTENER_INDEX_MAX);
 		return NULL;
+	}
+	unsigned n = bind_entry(lc, fds, err, errlen);
+	if (n == 0) {
+		index_put(index);
+		return NULL;
+	}
 
 	struct net_listener *l = calloc(1, sizeof *l + sizeof(struct accept_ctx));
 	if (!l || !(l->address = strdup(lc->address))) {
+		index_put(index);
 		free(l);
 		for (unsigned i = 0; i < n; i++)
 			close(fds[i]);
@@ -221,6 +249,7 @@ void net_listener_unref(struct net_listener *l)
 	if (--l->refs > 0)
 		return;
 	close_sockets(l);
+	index_put(l->index);
 	free(l->address);
 	free(l);
 }

@@ -36,7 +36,7 @@ struct net_listener {
 	unsigned nsockets;          /* evl[0 .. nsockets-1] were opened */
 	struct event *backoff;      /* re-enables accepting after EMFILE */
 	char *address;              /* "127.0.0.1:2525": the key across reloads */
-	unsigned index;             /* stable number for audit and policy */
+	unsigned index;             /* its number for audit, unique among the live ones */
 	unsigned nsessions;         /* sessions open from this socket */
 	unsigned refs;              /* 1 while open, +1 per session */
 	bool proxy;                 /* Proxy_Protocol: a PROXY header comes first */
@@ -48,10 +48,16 @@ struct net_listener {
 typedef void (*net_accept_fn)(struct net_listener *l, int fd, struct sockaddr *sa,
                               int socklen, void *arg);
 
-/* Bind and listen on `lc`. On failure returns NULL with a message in err. */
+/* Listener numbers run from 0 to NET_LISTENER_INDEX_MAX - 1. */
+#define NET_LISTENER_INDEX_MAX 4096u
+
+/* Bind and listen on `lc`, under the lowest number no listener still in
+ * memory has (a closed one lives on while its sessions do): numbers are
+ * reused, so any number of reloads that add and remove Listen entries
+ * stays within NET_LISTENER_INDEX_MAX. On failure returns NULL with a
+ * message in err. */
 struct net_listener *net_listener_open(struct event_base *base, const struct mx_listen *lc,
-                                       unsigned index, net_accept_fn cb, void *arg,
-                                       char *err, size_t errlen);
+                                       net_accept_fn cb, void *arg, char *err, size_t errlen);
 
 /* Stop accepting and close its sockets; drops the listener's own reference. */
 void net_listener_close(struct net_listener *l);

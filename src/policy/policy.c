@@ -52,6 +52,7 @@ struct policy *policy_load(const struct mx_config *cfg, char **errors)
 	 * config fills in the documented defaults when the option is absent. */
 	limits.max_tarpit = cfg->sieve->max_tarpit;
 	limits.max_dns_lookups = cfg->sieve->max_dns_lookups;
+	limits.max_run_time = cfg->sieve->max_run_time;
 	limits.on_error = cfg->sieve->runtime_error == MX_RUNTIME_ERROR_CONTINUE
 	                      ? SIEVE_ON_ERROR_CONTINUE : SIEVE_ON_ERROR_FAIL;
 	for (int ph = 0; ph < MX_PHASE_COUNT; ph++) {
@@ -316,6 +317,7 @@ struct audit *policy_audit_create(const struct mx_config *cfg)
 
 	if (cfg) {
 		ac.max_tracked = cfg->audit.max_tracked;
+		ac.max_memory = (size_t)cfg->audit.max_memory;
 		for (size_t i = 0; i < cfg->audit.nmonitors && i < AUDIT_MONITORS_MAX; i++) {
 			specs[i].window = cfg->audit.monitors[i].window;
 			specs[i].count = cfg->audit.monitors[i].count;

@@ -51,6 +51,7 @@ struct try_ctx {
 	struct vctx conn, mess;
 	struct try_dns dns[TRY_MAX_LIST];
 	size_t ndns;
+	unsigned dns_lookups; /* by the phase's slots so far (max_dns_lookups) */
 };
 
 static bool env_client(void *ud, struct ip_addr *addr, uint16_t *port)
@@ -342,6 +343,7 @@ static bool run_one(struct try_ctx *t, const struct sieve_script *s, unsigned *d
 		fprintf(stderr, "mxsieve try: out of memory\n");
 		return true;
 	}
+	sieve_run_set_dns_lookups(run, t->dns_lookups); /* both slots count, as in the server */
 	printf("script: %s\n", sieve_script_name(s));
 	sieve_run_set_trace(run, print_trace, (void *)sieve_script_name(s));
 	while ((st = sieve_run_execute(run)) == SIEVE_SUSPENDED)
@@ -358,6 +360,7 @@ static bool run_one(struct try_ctx *t, const struct sieve_script *s, unsigned *d
 		       r->counters[i].cls == SIEVE_COUNT_5XX ? "5xx"
 		       : r->counters[i].cls == SIEVE_COUNT_4XX ? "4xx" : "informational");
 	*delay += r->tarpit_seconds;
+	t->dns_lookups = sieve_run_dns_lookups(run);
 	terminal = r->terminal || st == SIEVE_ERROR;
 	if (r->action == SIEVE_ACT_ERROR || (st == SIEVE_ERROR && r->code == 0))
 		printf("reply: 451 4.3.0 policy error\n");

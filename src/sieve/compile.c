@@ -37,6 +37,7 @@ void sieve_limits_default(struct sieve_limits *l)
 	l->max_run_memory = SIEVE_DEFAULT_MAX_RUN_MEMORY;
 	l->max_log_lines = SIEVE_DEFAULT_MAX_LOG_LINES;
 	l->max_tarpit = SIEVE_DEFAULT_MAX_TARPIT;
+	l->max_run_time = SIEVE_DEFAULT_MAX_RUN_TIME;
 	l->on_error = SIEVE_ON_ERROR_FAIL;
 }
 

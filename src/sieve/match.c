@@ -9,10 +9,20 @@
  *
  * A test is true when any value matches any key (for :count, when the
  * number of values is in the relation with any key).
+ *
+ * Cost: values x keys pairs (each list up to max_list) of strings up to
+ * max_string: a billion pairs of 64 KiB in one test if nothing else
+ * bounded it. Every comparison is charged to the run in about a unit per
+ * byte (sieve_charge), and the run's CPU time is checked against
+ * max_run_time every SIEVE_WORK_CHECK units; :contains under casemap folds
+ * both sides and uses memmem (linear), and :matches charges its
+ * backtracking step by step.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sieve/sieve_int.h"
 
@@ -59,28 +69,82 @@ static int comp_cmp(uint8_t comp, const struct sieve_str *a, const struct sieve_
 	return (a->n > b->n) - (a->n < b->n);
 }
 
-static bool contains(const struct sieve_str *v, const struct sieve_str *k, bool ci)
+uint64_t sieve_thread_cpu_ns(void)
 {
-	if (k->n == 0)
-		return true;
-	if (k->n > v->n)
-		return false;
-	if (!ci)
-		return memmem(v->p, v->n, k->p, k->n) != NULL;
-	for (size_t i = 0; i + k->n <= v->n; i++) {
-		size_t j = 0;
-		while (j < k->n && fold((unsigned char)v->p[i + j]) == fold((unsigned char)k->p[j]))
-			j++;
-		if (j == k->n)
-			return true;
-	}
-	return false;
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-bool sieve_glob(const char *pat, size_t pn, const char *s, size_t sn, bool ci)
+int sieve_charge(struct sieve_run *r, uint64_t units)
+{
+	r->work += units;
+	if (r->work < r->work_next)
+		return 0;
+	r->work_next = r->work + SIEVE_WORK_CHECK;
+	uint64_t now = sieve_thread_cpu_ns();
+	if (r->cpu_t0_ns == 0) { /* the first check of this call: count from here */
+		r->cpu_t0_ns = now;
+		return 0;
+	}
+	uint64_t used = r->cpu_used_ns + (now - r->cpu_t0_ns);
+	if (used > (uint64_t)r->s->limits.max_run_time * 1000000u)
+		return sieve_rt_error(r, "tests too costly: over %u ms of CPU (limit max_run_time)",
+		                      r->s->limits.max_run_time);
+	return 0;
+}
+
+/* k folded once by the caller (kf); v folded here into r's scratch, then
+ * one memmem: linear in v and k, where comparing at every offset was
+ * v.n x k.n (4 billion steps for two 64 KiB strings). */
+static int contains(struct sieve_run *r, const struct sieve_str *v, const struct sieve_str *k,
+                    const char *kf, bool ci, bool *out)
+{
+	*out = false;
+	if (k->n == 0) {
+		*out = true;
+		return 0;
+	}
+	if (k->n > v->n)
+		return 0;
+	if (sieve_charge(r, v->n + k->n) < 0)
+		return -1;
+	if (!ci) {
+		*out = memmem(v->p, v->n, k->p, k->n) != NULL;
+		return 0;
+	}
+	for (size_t i = 0; i < v->n; i++)
+		r->fold[k->n + i] = (char)fold((unsigned char)v->p[i]);
+	*out = memmem(r->fold + k->n, v->n, kf, k->n) != NULL;
+	return 0;
+}
+
+/* Make r->fold hold `n` bytes. */
+static int fold_room(struct sieve_run *r, size_t n)
+{
+	if (n <= r->fold_cap)
+		return 0;
+	char *p = realloc(r->fold, n);
+	if (!p)
+		return sieve_rt_error(r, "out of memory");
+	r->fold = p;
+	r->fold_cap = n;
+	return 0;
+}
+
+int sieve_glob(struct sieve_run *r, const char *pat, size_t pn, const char *s, size_t sn,
+               bool ci, bool *out)
 {
 	size_t p = 0, i = 0, star_p = SIZE_MAX, star_i = 0;
+	uint64_t steps = 0;
+	*out = false;
 	while (i < sn) {
+		/* one star backtracks: up to pn x sn steps, charged as they go */
+		if (r && ++steps == 4096) {
+			if (sieve_charge(r, steps) < 0)
+				return -1;
+			steps = 0;
+		}
 		if (p < pn && pat[p] == '*') {
 			star_p = ++p;
 			star_i = i;
@@ -107,13 +171,14 @@ bool sieve_glob(const char *pat, size_t pn, const char *s, size_t sn, bool ci)
 			}
 		}
 		if (star_p == SIZE_MAX)
-			return false;
+			return 0;
 		p = star_p;
 		i = ++star_i;
 	}
 	while (p < pn && pat[p] == '*')
 		p++;
-	return p == pn;
+	*out = p == pn;
+	return r ? sieve_charge(r, steps + 1) : 0;
 }
 
 pcre2_code *sieve_regex_compile(const char *pat, size_t len, bool caseless, char *err,
@@ -143,6 +208,10 @@ static int regex_match(struct sieve_run *r, pcre2_code *re, const struct sieve_s
 		pcre2_set_match_limit(r->mctx, r->s->limits.regex_match_limit);
 		pcre2_set_depth_limit(r->mctx, r->s->limits.regex_depth_limit);
 	}
+	/* a call is bounded by regex_match_limit; the run, by charging each
+	 * call enough that the CPU clock is read every 16 calls at most */
+	if (sieve_charge(r, v->n + SIEVE_WORK_CHECK / 16) < 0)
+		return -1;
 	int rc = pcre2_match(re, (PCRE2_SPTR)v->p, v->n, 0, 0, r->mdata, r->mctx);
 	if (rc >= 0) {
 		*out = true;
@@ -208,9 +277,21 @@ int sieve_match(struct sieve_run *r, const struct sieve_opts *o, const struct si
 		return 0;
 	}
 	bool ci = o->comp == COMP_CASEMAP;
+	if (ci && o->match == MATCH_CONTAINS) { /* room for a folded key + value */
+		size_t kmax = 0, vmax = 0;
+		for (size_t k = 0; k < nk; k++)
+			kmax = keys[k].n > kmax ? keys[k].n : kmax;
+		for (size_t i = 0; i < nv; i++)
+			vmax = vals[i].n > vmax ? vals[i].n : vmax;
+		if (fold_room(r, kmax + vmax + 1) < 0)
+			return -1;
+	}
 	for (size_t k = 0; k < nk; k++) {
 		pcre2_code *re = NULL;
 		bool own = false;
+		if (ci && o->match == MATCH_CONTAINS)
+			for (size_t j = 0; j < keys[k].n; j++)
+				r->fold[j] = (char)fold((unsigned char)keys[k].p[j]);
 		if (o->match == MATCH_REGEX) {
 			re = keys_re ? keys_re[k] : NULL;
 			if (!re) {
@@ -224,19 +305,24 @@ int sieve_match(struct sieve_run *r, const struct sieve_opts *o, const struct si
 		for (size_t i = 0; i < nv; i++) {
 			const struct sieve_str *v = &vals[i], *key = &keys[k];
 			bool m = false;
+			int rc = 0;
 			switch (o->match) {
-			case MATCH_IS: m = comp_cmp(o->comp, v, key) == 0; break;
-			case MATCH_CONTAINS: m = contains(v, key, ci); break;
-			case MATCH_MATCHES: m = sieve_glob(key->p, key->n, v->p, v->n, ci); break;
-			case MATCH_VALUE: m = value_rel(o->rel, o->comp, v, key); break;
-			case MATCH_REGEX:
-				if (regex_match(r, re, v, &m) < 0) {
-					if (own)
-						pcre2_code_free(re);
-					return -1;
-				}
+			case MATCH_IS:
+			case MATCH_VALUE:
+				rc = sieve_charge(r, (v->n < key->n ? v->n : key->n) + 1);
+				if (rc == 0)
+					m = o->match == MATCH_IS ? comp_cmp(o->comp, v, key) == 0
+					                         : value_rel(o->rel, o->comp, v, key);
 				break;
+			case MATCH_CONTAINS: rc = contains(r, v, key, r->fold, ci, &m); break;
+			case MATCH_MATCHES: rc = sieve_glob(r, key->p, key->n, v->p, v->n, ci, &m); break;
+			case MATCH_REGEX: rc = regex_match(r, re, v, &m); break;
 			default: break;
+			}
+			if (rc < 0) {
+				if (own)
+					pcre2_code_free(re);
+				return -1;
 			}
 			if (m) {
 				if (own)

@@ -235,6 +235,12 @@ void sieve_run_dns_resume(struct sieve_run *run, const char *const *answers,
 
 const struct sieve_result *sieve_run_result(const struct sieve_run *run);
 
+/* max_dns_lookups bounds a phase, whose two slots are two runs: the
+ * lookups a run has made, and those an earlier slot made (before the run
+ * starts), which count against its limit. */
+unsigned sieve_run_dns_lookups(const struct sieve_run *run);
+void sieve_run_set_dns_lookups(struct sieve_run *run, unsigned n);
+
 /* A trace of what a run does, statement by statement (mxsieve try): `what`
  * names the test or command at script line `line`; `result` is 1 or 0 for
  * a test, -1 for a command or assignment that ran. */

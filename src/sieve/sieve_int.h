@@ -333,9 +333,24 @@ struct sieve_run {
 	unsigned dns_lookups;
 	pcre2_match_context *mctx;
 	pcre2_match_data *mdata;
+	/* max_run_time: the thread's CPU clock is read once per
+	 * SIEVE_WORK_CHECK units of matching work (about a byte compared each) */
+	uint64_t cpu_used_ns;   /* by earlier sieve_run_execute calls (DNS resumes) */
+	uint64_t cpu_t0_ns;     /* the thread's CPU clock at this call's first
+	                         * check (0: not read yet in this call) */
+	uint64_t work, work_next;
+	char *fold;             /* scratch for case-folded text (i;ascii-casemap :contains) */
+	size_t fold_cap;
 	char errbuf[256];       /* "NAME:LINE: message" of the last runtime error */
 	size_t errmsg;          /* where its message starts in errbuf */
 };
+
+/* Count `units` of matching work; every SIEVE_WORK_CHECK units, check the
+ * run's CPU time against max_run_time (-1 with a runtime error past it). */
+#define SIEVE_WORK_CHECK (1u << 18)
+int sieve_charge(struct sieve_run *r, uint64_t units);
+/* The calling thread's CPU time, ns. */
+uint64_t sieve_thread_cpu_ns(void);
 
 /* Record a runtime error "SCRIPT:LINE: message"; returns -1. */
 int sieve_rt_error(struct sieve_run *r, const char *fmt, ...)
@@ -368,8 +383,10 @@ int sieve_match(struct sieve_run *r, const struct sieve_opts *o,
                 pcre2_code *const *keys_re, bool *out);
 /* i;ascii-numeric ordering: -1, 0, 1 (no leading digit = +infinity). */
 int sieve_numeric_cmp(const char *a, size_t an, const char *b, size_t bn);
-/* Glob matching for :matches with an RFC 4790 comparator. */
-bool sieve_glob(const char *pat, size_t pn, const char *s, size_t sn, bool fold);
+/* Glob matching for :matches with an RFC 4790 comparator: does s match the glob pat (`*`, `?`, backslash escapes)? With r, the
+ * steps are charged to it (-1 on a runtime error); r may be NULL. */
+int sieve_glob(struct sieve_run *r, const char *pat, size_t pn, const char *s, size_t sn,
+               bool fold, bool *out);
 /* Compile a PCRE2 pattern; NULL with a message in err. */
 pcre2_code *sieve_regex_compile(const char *pat, size_t len, bool caseless,
                                 char *err, size_t errlen);

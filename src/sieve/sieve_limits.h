@@ -25,10 +25,11 @@
 #define SIEVE_DEFAULT_REGEX_DEPTH_LIMIT 1000u      /* PCRE2 depth limit per call */
 /* max_dns_lookups and max_tarpit are also sieve stanza options: keep these
  * two equal to the stanza's defaults in conf/config.c (walk_sieve). */
-#define SIEVE_DEFAULT_MAX_DNS_LOOKUPS   4u         /* ec_dns_lookup per run */
+#define SIEVE_DEFAULT_MAX_DNS_LOOKUPS   4u         /* ec_dns_lookup per phase (both slots) */
 #define SIEVE_DEFAULT_MAX_RUN_MEMORY    (4u << 20) /* bytes of per-run arena */
 #define SIEVE_DEFAULT_MAX_LOG_LINES     64u        /* ec_log lines per run */
 #define SIEVE_DEFAULT_MAX_TARPIT        60u        /* seconds, sum of ec_tarpit */
+#define SIEVE_DEFAULT_MAX_RUN_TIME      100u       /* ms of CPU one run may spend matching */
 
 /* How a runtime error ends a run (sieve.md section 7, `runtime_error`). */
 enum sieve_on_error {
@@ -50,6 +51,9 @@ struct sieve_limits {
 	size_t max_run_memory;
 	unsigned max_log_lines;
 	unsigned max_tarpit;            /* cap on the summed tarpit of one run */
+	unsigned max_run_time;          /* ms of CPU a run's tests may take (the
+	                                 * other bounds cap one test, not how many
+	                                 * values x keys x bytes a run compares) */
 	enum sieve_on_error on_error;
 };
 

@@ -55,6 +55,7 @@ struct policy_run {
 	struct sieve_run *run;
 	struct dns_query *query;   /* lookup in flight, or NULL */
 	unsigned tarpit;           /* summed over slots */
+	unsigned dns_lookups;      /* made by the slots before, for max_dns_lookups */
 	struct policy_client pc;
 	struct policy_header *headers; /* parsed on first use, data phase */
 	size_t nheaders;
@@ -168,8 +169,13 @@ static void parse_headers(struct policy_run *pr)
 				const char *v = colon + 1;
 				while (v < p + n && (*v == ' ' || *v == '\t'))
 					v++;
+				/* "Subject : x" (RFC 5322 4.5.3, obs-optional: blanks
+				 * before the colon) is the Subject field */
+				const char *ne = colon;
+				while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
+					ne--;
 				struct policy_header *h = &pr->headers[pr->nheaders];
-				h->name = strndup(p, (size_t)(colon - p));
+				h->name = strndup(p, (size_t)(ne - p));
 				vlen = (size_t)(p + n - v);
 				if (vlen > POLICY_HEADER_VALUE_MAX)
 					vlen = POLICY_HEADER_VALUE_MAX;
@@ -489,6 +495,7 @@ static void advance(struct policy_run *pr)
 				finish(pr, &v);
 				return;
 			}
+			sieve_run_set_dns_lookups(pr->run, pr->dns_lookups);
 		}
 		enum sieve_status st = sieve_run_execute(pr->run);
 		if (st == SIEVE_SUSPENDED) {
@@ -507,6 +514,7 @@ static void advance(struct policy_run *pr)
 			return; /* on_dns resumes */
 		}
 		bool decided = take_result(pr, st, &v);
+		pr->dns_lookups = sieve_run_dns_lookups(pr->run);
 		sieve_run_free(pr->run);
 		pr->run = NULL;
 		pr->slot++;

@@ -915,8 +915,11 @@ static void phase_finish(struct smtp_session *s)
 		ehlo_reply(s, s->esmtp, accepts(v) ? v : NULL);
 		break;
 	case MX_PHASE_MAILFROM:
-		if (!accepts(v) && apply_verdict(s, v, true))
+		if (!accepts(v) && apply_verdict(s, v, true)) {
+			/* no transaction: what the script kept for the message goes */
+			smtp_policy_message_end(s);
 			break;
+		}
 		s->tx = calloc(1, sizeof *s->tx);
 		if (!s->tx) {
 			reply(s, "451 4.3.0 Out of memory");
@@ -954,6 +957,7 @@ static void phase_finish(struct smtp_session *s)
 				reply_verdict(s, v);
 			else
 				reply(s, "250 2.0.0 Ok: queued as %s", s->tx->queue_id);
+			audit_count(s, AUDIT_RECEPTIONS); /* answered 250, as the spec counts */
 			tx_end(s);
 			enter_state(s, SMTP_STATE_READY);
 			break;
@@ -1156,6 +1160,7 @@ static void deliver_done(struct deliver_job *job, void *arg)
 		break;
 	case DELIVER_TEMPFAIL:
 		s->srv->stats.refused++;
+		audit_count(s, AUDIT_REJECTIONS);
 		if (job->no_space) {
 			s->srv->stats.storage_refused++;
 			reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
@@ -1172,6 +1177,7 @@ static void deliver_done(struct deliver_job *job, void *arg)
 		else
 			reply(s, "554 5.0.0 Error: message refused by the delivery target");
 		s->srv->stats.refused++;
+		audit_count(s, AUDIT_REJECTIONS);
 		log_reject(s, "deliver", 554, job->detail);
 		break;
 	}
@@ -1200,6 +1206,7 @@ static void deliver_message(struct smtp_session *s)
 
 	if (!s->srv->deliver || !(job = calloc(1, sizeof *job))) {
 		reply(s, "451 4.3.0 Error: delivery unavailable, try again later");
+		audit_count(s, AUDIT_REJECTIONS);
 		log_reject(s, "deliver", 451, "no delivery");
 		tx_end(s);
 		enter_state(s, SMTP_STATE_READY);
@@ -1452,6 +1459,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	}
 	if (s->limits->max_receptions && s->nmsgs >= s->limits->max_receptions) {
 		reply(s, "421 4.7.0 %s Error: too many messages in this connection", hostname(s));
+		audit_count(s, AUDIT_REJECTIONS);
 		log_reject(s, "mailfrom", 421, "Max_Receptions_Per_Connection");
 		session_close(s);
 		return;
@@ -1503,6 +1511,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		s->srv->stats.storage_refused++;
 		log_reject(s, "mailfrom", 452, "insufficient storage");
 		reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
+		audit_count(s, AUDIT_REJECTIONS);
 		return;
 	}
 	if (s->srv->deliver && deliver_next_hop_down(s->srv->deliver)) {
@@ -1510,10 +1519,12 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		s->srv->stats.next_hop_refused++;
 		log_reject(s, "mailfrom", 451, "next hop down");
 		reply(s, "451 4.4.1 Error: next hop not reachable, try again later");
+		audit_count(s, AUDIT_REJECTIONS);
 		return;
 	}
 	if (!pending_new(s, MX_PHASE_MAILFROM)) {
 		reply(s, "451 4.3.0 Out of memory");
+		audit_count(s, AUDIT_REJECTIONS);
 		return;
 	}
 	char local[2 * SMTP_LOCAL_MAX + 3];
@@ -2270,6 +2281,9 @@ static void begin_session(struct smtp_session *s)
 
 	if (s->srv->audit) {
 		if (!audit_live_add(s->srv->audit, &s->client, smtp_session_listener(s))) {
+			/* out of memory: listener numbers stay in range (server.c) */
+			log_event(LOG_ERR, "audit_error", "session=%u client=%s reason=\"out of memory\"",
+			          s->id, client_text(s, c, sizeof c));
 			reply(s, "421 4.3.2 %s Service temporarily unavailable", hostname(s));
 			session_close(s);
 			return;

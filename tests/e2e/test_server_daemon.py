@@ -37,6 +37,48 @@ def test_reload_adds_and_removes_listeners(mx):
         c.expect("QUIT", 221)
 
 
+def test_reloads_reuse_listener_numbers(mx):
+    """A listener's number (its slot in the audit) comes back into use once
+    the listener and its last session are gone, and not before: reloads
+    that keep adding Listen entries never run out of numbers (they used to
+    grow by one per added entry, and at 4096 every session on a new
+    listener got 421)."""
+    ports = [free_port(v6=False), free_port(v6=False)]
+    base = mx.config_text()
+    old = f"127.0.0.1:{mx.proxy_port}"
+
+    def oks():
+        return sum(1 for e in mx.events("reload") if e.get("result") == "ok")
+
+    def reload_to(port):
+        n = oks()
+        mx.write_config(base.replace(old, f"127.0.0.1:{port}"))
+        mx.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5 * SLOW
+        while oks() == n:
+            assert time.monotonic() < deadline, mx.log_text()[-2000:]
+            time.sleep(0.05)
+        return int([e for e in mx.events("listen")
+                    if e.get("address") == f"127.0.0.1:{port}"][-1]["index"])
+
+    first = reload_to(ports[0])
+    # a session still open on ports[0] keeps its number through the reload
+    held = mx.connect(port=ports[0], proxy_header=b"PROXY UNKNOWN\r\n")
+    assert held.banner[0] == 220
+    second = reload_to(ports[1])
+    assert second != first
+    held.expect("NOOP", 250)
+    held.expect("QUIT", 221)
+    held.close()
+    time.sleep(0.2 * SLOW)  # the session is counted down after the close
+    seen = set()
+    for i in range(8):
+        seen.add(reload_to(ports[i % 2]))
+    assert len(seen) <= 2, seen
+    with mx.connect(port=ports[1], proxy_header=b"PROXY UNKNOWN\r\n") as c:
+        assert c.banner[0] == 220
+
+
 def test_failed_reload_changes_no_listener(mx):
     """A reload that turns Proxy_Protocol on for the kept plain Listen
     entries, adds one Listen that binds and one on a port that is taken, is

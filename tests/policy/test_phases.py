@@ -409,6 +409,18 @@ def test_envelope_header_and_size_tests(pol_factory):
     assert len(srv.wait_messages(RCPT, 1)) == 1
 
 
+def test_header_field_with_blanks_before_the_colon(pol_factory):
+    """"Subject : x" is the Subject field (RFC 5322 4.5.3 obs-optional):
+    a `header "subject"` rule used to miss it."""
+    srv = pol_factory(scripts=ENVELOPE_SCRIPTS)
+    c, r, _ = reach(srv, "rcptto")
+    with c:
+        assert r[0] == 250, r
+        c.expect("DATA", 354)
+        c.send(b"From: <good@example.test>\r\nSubject \t: cheap VIAGRA here\r\n\r\nbody\r\n.\r\n")
+        expect_reply(c.reply(), 550, "5.7.1 spammy subject")
+
+
 # --------------------------------------------------------------------------
 # macros and contexts
 
@@ -433,7 +445,10 @@ VCTX_SCRIPTS = {
     "mailfrom_phase1": (
         'if envelope :localpart :is "from" "setter" { vctx_mess_set "tag" "m1"; }\n'
         '$old = vctx_mess_get "tag";\n'
-        'vctx_conn_set "last_tag_at_mail" "[${old}]";\n'),
+        'vctx_conn_set "last_tag_at_mail" "[${old}]";\n'
+        'if envelope :localpart :is "from" "refused" {\n'
+        '  vctx_mess_set "tag" "stale"; reject "no";\n'
+        '}\n'),
     "rcptto_phase1": (
         '$seen = vctx_conn_get "seen";\n'
         '$tag = vctx_mess_get "tag";\n'
@@ -481,6 +496,12 @@ def test_vctx_across_phases_and_messages(pol_factory):
         # after RSET too
         c.expect("MAIL FROM:<setter@example.test>", 250)
         c.expect("RSET", 250)
+        c.expect("MAIL FROM:<other@example.test>", 250)
+        expect_reply(c.cmd("RCPT TO:<report@example.test>"), 550,
+                     "5.7.1 seen=c1-ehlo tag=[] atmail=[]")
+        c.expect("RSET", 250)
+        # a MAIL the script refused opened no message: what it set goes
+        expect_reply(c.cmd("MAIL FROM:<refused@example.test>"), 550, "5.7.1 no")
         c.expect("MAIL FROM:<other@example.test>", 250)
         expect_reply(c.cmd("RCPT TO:<report@example.test>"), 550,
                      "5.7.1 seen=c1-ehlo tag=[] atmail=[]")
@@ -621,6 +642,31 @@ def test_receptions_and_rejections_reach_the_monitors(pol_factory):
     show = srv.ctl("inbound_audit", "show", "ip", client)
     # the "report" refusal is a rejection too: 2 now
     for want in ("Connections 600/0: 2", "Receptions 600/0: 1", "Rejections 600/0: 2"):
+        assert want in show.splitlines(), f"{want!r} not in:\n{show}"
+
+
+def test_server_refusals_and_discards_reach_the_monitors(pol_factory):
+    """The counters follow the replies, whoever wrote them: a message a
+    data-phase `discard` answered 250 is a reception, and a MAIL the server
+    itself refused (here at Max_Receptions_Per_Connection) a rejection.
+    Both used to be missed."""
+    srv = pol_factory(scripts={"data_phase1": 'if header :contains "subject" "drop" { discard; }'},
+                      monitors=["600,4"], options={"Max_Receptions_Per_Connection": 1})
+    client = "198.51.100.8"
+    for subject, then in ((b"drop", None), (b"keep", 421)):
+        with srv.connect_proxy(proxy_v1(client, "192.0.2.1"), timeout=15) as c:
+            c.cmd("EHLO client.test")
+            c.expect("MAIL FROM:<a@example.test>", 250)
+            c.expect("RCPT TO:<bob@example.test>", 250)
+            c.expect("DATA", 354)
+            c.send(b"Subject: " + subject + b"\r\n\r\nbody\r\n.\r\n")
+            assert c.reply()[0] == 250
+            if then:
+                code, _ = c.cmd("MAIL FROM:<a@example.test>")
+                assert code == then
+    assert len(srv.wait_messages("bob@example.test", 1)) == 1  # the kept one only
+    show = srv.ctl("inbound_audit", "show", "ip", client)
+    for want in ("Connections 600/0: 2", "Receptions 600/0: 2", "Rejections 600/0: 1"):
         assert want in show.splitlines(), f"{want!r} not in:\n{show}"
 
 

@@ -125,6 +125,26 @@ def test_try_limits_zero_means_zero(tmp_path):
     assert "dns: x0.example" not in out, out
 
 
+def test_dns_lookups_are_counted_over_both_slots(tmp_path):
+    """max_dns_lookups bounds the phase (docs): three lookups in phase1
+    leave one for phase2 (each slot used to get its own four)."""
+    for n in (1, 2):
+        (tmp_path / f"p{n}.sieve").write_text("".join(
+            f'$a{i} = ec_dns_lookup "s{n}x{i}.example" "A";\n' for i in range(3)))
+    (tmp_path / "two.conf").write_text(
+        'Maildir = "md"\n'
+        'ESMTP_Listener { Listen "127.0.0.1:54001" { } }\n'
+        'sieve "t" {\n  script connect_phase1 { source = "p1.sieve" }\n'
+        '  script connect_phase2 { source = "p2.sieve" }\n'
+        '  runtime_error = "continue"\n  max_dns_lookups = 4\n}\n')
+    out = run_try("--phase", "connect", "-c", tmp_path / "two.conf")
+    asked = [ln for ln in out.splitlines() if ln.startswith("dns: ")]
+    assert len(asked) == 4, out
+    assert "dns: s2x0.example" in out and "dns: s2x1.example" not in out, out
+    assert "p2.sieve:2: runtime error, skipped: too many DNS lookups (limit max_dns_lookups = 4)" \
+        in out, out
+
+
 def test_try_limits_defaults_are_the_documented_ones(tmp_path):
     out = try_with_stanza(tmp_path, {})
     assert delay(out) == 60, out

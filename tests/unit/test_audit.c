@@ -333,6 +333,74 @@ UNIT_TEST(window_eviction_at_cap)
 	audit_destroy(a);
 }
 
+/* max_memory bounds the windowed data whatever the monitors' shape: 16
+ * monitors of 1,000 windows (384 KiB a node) used to take 1.5 GB for one
+ * address (chunks of 4,096 nodes) and max_tracked of them at the cap. */
+UNIT_TEST(window_memory_is_bounded)
+{
+	static const struct audit_monitor_spec big[16] = {
+		{604800, 1000}, {604800, 1000}, {604800, 1000}, {604800, 1000},
+		{604800, 1000}, {604800, 1000}, {604800, 1000}, {604800, 1000},
+		{604800, 1000}, {604800, 1000}, {604800, 1000}, {604800, 1000},
+		{604800, 1000}, {604800, 1000}, {604800, 1000}, {604800, 1000},
+	};
+	struct audit_config cfg = {.monitors = big, .nmonitors = 16, .max_tracked = 1000000,
+	                           .max_memory = 64u << 20};
+	struct audit *a = audit_create(&cfg);
+	CHECK(a != NULL);
+	size_t node = 40 + 16 * (8 + 8 * 1000 * 3);
+	struct audit_stats st;
+	audit_get_stats(a, &st);
+	CHECK_EQ(st.monitor_cap, (32u << 20) / (2 * node)); /* half of max_memory */
+	struct ip_addr c = addr("10.0.0.1");
+	audit_record(a, &c, AUDIT_CONNECTIONS, T0);
+	audit_get_stats(a, &st);
+	CHECK(st.bytes < 8 * node); /* a few nodes, not 4,096 */
+	for (unsigned i = 0; i < 100; i++) {
+		char text[32];
+		snprintf(text, sizeof text, "10.1.%u.%u", i / 250, i % 250 + 1);
+		struct ip_addr x = addr(text);
+		audit_record(a, &x, AUDIT_CONNECTIONS, T0 + i);
+	}
+	audit_get_stats(a, &st);
+	CHECK_EQ(st.tracked_addresses, st.monitor_cap);
+	CHECK(st.bytes <= (32u << 20) + (1u << 20));
+	audit_destroy(a);
+
+	/* a named series gets 1/64 of max_memory: 1,024 windows (8,240 B a
+	 * node) -> 62 addresses of 2 MiB */
+	struct audit_config small = {.max_tracked = 1000000, .max_memory = 128u << 20};
+	a = audit_create(&small);
+	char err[256];
+	for (unsigned i = 0; i < 200; i++) {
+		char text[32];
+		snprintf(text, sizeof text, "10.2.%u.%u", i / 250, i % 250 + 1);
+		struct ip_addr x = addr(text);
+		CHECK(audit_series_add(a, "wide", 1, 1024, &x, 1, T0 + i, err, sizeof err));
+	}
+	audit_get_stats(a, &st);
+	CHECK_EQ(st.tracked_addresses, (2u << 20) / (2 * (48 + 8 * 1024)));
+	CHECK(st.bytes <= (2u << 20) + (1u << 20));
+	audit_destroy(a);
+}
+
+/* Counts saturate instead of wrapping round to a small number. */
+UNIT_TEST(series_counts_saturate)
+{
+	struct audit *a = audit_create(NULL);
+	struct ip_addr c = addr("192.0.2.1"), net = addr("192.0.2.0");
+	char err[256];
+	uint64_t v = 0;
+	CHECK(audit_series_add(a, "big", 60, 2, &c, UINT64_MAX, T0, err, sizeof err));
+	CHECK(audit_series_add(a, "big", 60, 2, &c, 2, T0, err, sizeof err));
+	CHECK(audit_series_sum(a, "big", 60, 2, &c, 32, 0, 0, T0, &v, err, sizeof err));
+	CHECK(v == UINT64_MAX);
+	CHECK(audit_series_add(a, "big", 60, 2, &c, 5, T0 + 60000, err, sizeof err));
+	CHECK(audit_series_sum(a, "big", 60, 2, &net, 24, 0, 1, T0 + 60000, &v, err, sizeof err));
+	CHECK(v == UINT64_MAX); /* the sum over both windows too */
+	audit_destroy(a);
+}
+
 UNIT_TEST(named_series)
 {
 	struct audit *a = audit_create(NULL); /* no monitors: series still work */

@@ -6,6 +6,7 @@
 #include "conf/conf_parse.h"
 #include "conf/config.h"
 #include "conf/recipients.h"
+#include "sieve/sieve_limits.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,8 +149,21 @@ UNIT_TEST(minimal_and_defaults)
 	CHECK(cfg->sieve == NULL);
 	CHECK_EQ(cfg->audit.nmonitors, 0);
 	CHECK_EQ(cfg->audit.max_tracked, 1000000);
+	CHECK(cfg->audit.max_memory == (uint64_t)2 << 30);
 	CHECK_EQ(cfg->nrelay_hosts, 0);
 	CHECK(cfg->dns_server == NULL);
+	mx_config_free(cfg);
+}
+
+/* The sieve stanza's defaults are the engine's (conf/ cannot include
+ * sieve_limits.h, so they are written twice). */
+UNIT_TEST(sieve_defaults_are_the_engines)
+{
+	struct mx_config *cfg = load_ok(MINIMAL "sieve \"d\" { }\n");
+	CHECK(cfg->sieve != NULL);
+	CHECK_EQ(cfg->sieve->max_tarpit, SIEVE_DEFAULT_MAX_TARPIT);
+	CHECK_EQ(cfg->sieve->max_dns_lookups, SIEVE_DEFAULT_MAX_DNS_LOOKUPS);
+	CHECK_EQ(cfg->sieve->max_run_time, SIEVE_DEFAULT_MAX_RUN_TIME);
 	mx_config_free(cfg);
 }
 
@@ -492,6 +506,8 @@ UNIT_TEST(scope_errors_exact)
 	             "\"6,1\" \"7,1\" \"8,1\" \"9,1\" \"10,1\" \"11,1\" \"12,1\" \"13,1\" \"14,1\" "
 	             "\"15,1\" \"16,1\"\n \"17,1\" ) }\n",
 	             "T/t.conf:4: too many monitors: at most 16\n");
+	CHECK_ERRORS(MINIMAL "inbound_audit {\n max_memory = 512K\n}\n",
+	             "T/t.conf:4: bad value \"512K\" for 'max_memory': expected 1M to 1048576M\n");
 	CHECK_ERRORS(MINIMAL "sieve \"a\" {\n script connect_phase3 { source = \"x\" }\n"
 	             " script ehlo_phase1 { }\n script data_phase1 { source = \"/nonexistent/x\" }\n"
 	             " runtime_error = explode\n}\nsieve \"b\" { }\n",

@@ -4,6 +4,7 @@
  * the result of the seed script, and `mxsieve --compile`.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -131,6 +132,87 @@ UNIT_TEST(runtime_error_continue_policy)
 	CHECK_EQ(sieve_run_result(r)->nlog_lines, 1);
 	sieve_run_free(r);
 	sieve_script_free(s);
+}
+
+/* "$a = \"<len x 'a'>b\"; $b = ...c; $l = [$a x n]; $k = [$b x n];
+ * if ec_test TAGS $l $k {...}": every pair compared, none matching. */
+static char *pairs_script(size_t len, size_t n, size_t nk, const char *tags)
+{
+	size_t cap = 2 * len + 8 * (n + nk) + 256;
+	char *src = malloc(cap), *p = src;
+	p += sprintf(p, "$a = \"");
+	memset(p, 'a', len);
+	p += len;
+	p += sprintf(p, "b\";\n$b = \"");
+	memset(p, 'a', len);
+	p += len;
+	p += sprintf(p, "c\";\n$l = [");
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, i ? ",$a" : "$a");
+	p += sprintf(p, "];\n$k = [");
+	for (size_t i = 0; i < nk; i++)
+		p += sprintf(p, i ? ",$b" : "$b");
+	p += sprintf(p, "];\nif ec_test %s $l $k { ec_log \"m\"; }\n", tags);
+	return src;
+}
+
+/* One test over 1,024 x 1,024 pairs of 64 KiB strings took 28 s of the
+ * event loop (the limits bound each list and string, not their product):
+ * max_run_time ends it with an error that names the limit. */
+UNIT_TEST(matching_work_is_bounded_per_run)
+{
+	static const char *const tags[] = {":is", ":contains :comparator \"i;ascii-casemap\"",
+	                                   ":matches", ":contains"};
+	for (size_t t = 0; t < sizeof tags / sizeof tags[0]; t++) {
+		char *src = pairs_script(65000, 1024, 1024, tags[t]);
+		struct sieve_script *s =
+			sieve_compile("w.sieve", src, strlen(src), MX_PHASE_CONNECT, NULL, NULL);
+		CHECK(s != NULL);
+		struct sieve_env env = {0};
+		struct sieve_run *r = sieve_run_new(s, &env, NULL);
+		CHECK_EQ(sieve_run_execute(r), SIEVE_ERROR);
+		CHECK_STR(sieve_run_result(r)->error,
+		          "w.sieve:5: tests too costly: over 100 ms of CPU (limit max_run_time)");
+		sieve_run_free(r);
+		sieve_script_free(s);
+		free(src);
+	}
+	/* regex: each call is bounded by regex_match_limit (a lazy loop at
+	 * every start: ~45,000 steps on 300 bytes), the run by this: 16,384
+	 * such calls took 15 s */
+	char *src = malloc(16384), *q = src;
+	q += sprintf(q, "$v = \"");
+	memset(q, 'a', 300);
+	q += 300;
+	q += sprintf(q, "\";\n$l = [");
+	for (int i = 0; i < 1024; i++)
+		q += sprintf(q, i ? ",$v" : "$v");
+	q += sprintf(q, "];\nif ec_test :regex $l [");
+	for (char c = 'b'; c <= 'q'; c++)
+		q += sprintf(q, "%s\"(?:a|%c)*?[^a]\"", c == 'b' ? "" : ",", c);
+	sprintf(q, "] { }\n");
+	struct sieve_limits lim;
+	sieve_limits_default(&lim);
+	lim.max_run_time = 20;
+	struct sieve_script *s = sieve_compile("x.sieve", src, strlen(src), MX_PHASE_CONNECT, &lim, NULL);
+	CHECK(s != NULL);
+	struct sieve_env env = {0};
+	struct sieve_run *r = sieve_run_new(s, &env, NULL);
+	CHECK_EQ(sieve_run_execute(r), SIEVE_ERROR);
+	CHECK_STR(sieve_run_result(r)->error,
+	          "x.sieve:3: tests too costly: over 20 ms of CPU (limit max_run_time)");
+	sieve_run_free(r);
+	sieve_script_free(s);
+	free(src);
+	/* a big but ordinary run is not stopped: 1,024 values x 16 keys */
+	src = pairs_script(100, 1024, 16, ":contains");
+	s = sieve_compile("ok.sieve", src, strlen(src), MX_PHASE_CONNECT, NULL, NULL);
+	CHECK(s != NULL);
+	r = sieve_run_new(s, &env, NULL);
+	CHECK_EQ(sieve_run_execute(r), SIEVE_DONE);
+	sieve_run_free(r);
+	sieve_script_free(s);
+	free(src);
 }
 
 UNIT_TEST(missing_callback_is_a_runtime_error)
