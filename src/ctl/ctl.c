@@ -24,6 +24,8 @@
 #define CTL_MAX_LINE 4096
 /* A console that sends commands but never reads answers is cut off here. */
 #define CTL_MAX_PENDING_OUTPUT (4u << 20)
+/* After the client's half-close, how long its last answers may take to go. */
+#define CTL_DRAIN_S 30
 
 struct ctl_entry {
 	const char *name;
@@ -174,9 +176,27 @@ static void ctl_conn_read(struct bufferevent *bev, void *arg)
 		ctl_conn_free(cc);
 }
 
+/* Output drained after the client's half-close: done. */
+static void ctl_conn_drained(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		ctl_conn_free(arg);
+}
+
 static void ctl_conn_event(struct bufferevent *bev, short what, void *arg)
 {
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+	/* EOF is the end of the client's input, not of its reading
+	 * (`echo CMD | socat - UNIX-CONNECT:...`): answers still queued go
+	 * out first, within CTL_DRAIN_S */
+	if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		struct timeval drain = {CTL_DRAIN_S, 0};
+		bufferevent_disable(bev, EV_READ);
+		bufferevent_setcb(bev, NULL, ctl_conn_drained, ctl_conn_event, arg);
+		bufferevent_set_timeouts(bev, NULL, &drain);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		ctl_conn_free(arg);
 }
 

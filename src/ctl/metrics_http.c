@@ -195,18 +195,36 @@ static void on_request(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	/* HEAD: the headers a GET would get and no content (RFC 9110 9.3.2;
+	 * evhttp 2.1 sends whatever body it is given, HEAD or not) */
+	bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
 
 	if (!path || strcmp(path, "/metrics") != 0) {
+		static const char nf[] = "not found: the metrics are at /metrics\n";
 		evhttp_add_header(out, "Content-Type", "text/plain; charset=utf-8");
-		struct evbuffer *b = evbuffer_new();
+		struct evbuffer *b = head ? NULL : evbuffer_new();
 		if (b)
-			evbuffer_add_printf(b, "not found: the metrics are at /metrics\n");
+			evbuffer_add(b, nf, sizeof nf - 1);
+		if (head) {
+			char len[24];
+			snprintf(len, sizeof len, "%zu", sizeof nf - 1);
+			evhttp_add_header(out, "Content-Length", len);
+		}
 		evhttp_send_reply(req, HTTP_NOTFOUND, "Not Found", b);
 		if (b)
 			evbuffer_free(b);
 		return;
 	}
 	char *text = m->render(m->arg);
+	if (text && head) {
+		char len[24];
+		snprintf(len, sizeof len, "%zu", strlen(text));
+		free(text);
+		evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+		evhttp_add_header(out, "Content-Length", len);
+		evhttp_send_reply(req, HTTP_OK, "OK", NULL);
+		return;
+	}
 	struct evbuffer *b = evbuffer_new();
 	if (!text || !b) {
 		free(text);

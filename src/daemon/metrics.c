@@ -21,16 +21,46 @@ static void one(FILE *f, const char *name, const char *type, const char *help, u
 	fprintf(f, "%s %llu\n", name, (unsigned long long)v);
 }
 
-/* A label value: \, " and newline escaped, as the format requires. */
+/* Length of the well-formed UTF-8 character at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), 0 if there is none. */
+static size_t utf8_char(const unsigned char *p, size_t n)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t len = p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+	           : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+	if (len == 0 || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+	if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] > 0x9F) ||
+	    (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F))
+		return 0;
+	return len;
+}
+
+/* A label value: \, " and newline escaped, as the format requires, and
+ * valid UTF-8 (a counter named after a client's EHLO can hold any bytes,
+ * and one bad byte makes Prometheus refuse the whole scrape): a byte that
+ * starts no well-formed character becomes U+FFFD. */
 static void label(FILE *f, const char *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\\' || p[i] == '"')
+	for (size_t i = 0; i < n;) {
+		size_t c = utf8_char((const unsigned char *)p + i, n - i);
+		if (c == 0) {
+			fputs("\xEF\xBF\xBD", f);
+			i++;
+		} else if (p[i] == '\\' || p[i] == '"') {
 			fprintf(f, "\\%c", p[i]);
-		else if (p[i] == '\n')
+			i++;
+		} else if (p[i] == '\n') {
 			fputs("\\n", f);
-		else
-			fputc(p[i], f);
+			i++;
+		} else {
+			fwrite(p + i, 1, c, f);
+			i += c;
+		}
 	}
 }
 

@@ -168,6 +168,12 @@ static int drop_privileges(const struct mx_config *cfg, char *err, size_t errlen
 		snprintf(err, errlen, "chown %s: %s", cfg->maildir, strerror(errno));
 		return -1;
 	}
+	/* the console socket (bound as root, mode 0600) is for root and the
+	 * server's own user (ctl.h), who needs to own it for that */
+	if (cfg->control_path && lchown(cfg->control_path, pw->pw_uid, pw->pw_gid) < 0) {
+		snprintf(err, errlen, "chown %s: %s", cfg->control_path, strerror(errno));
+		return -1;
+	}
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		snprintf(err, errlen, "dropping privileges to %s: %s", cfg->user, strerror(errno));
 		return -1;

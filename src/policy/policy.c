@@ -220,8 +220,15 @@ void policy_stats_add_result(struct policy_stats *st, enum mx_phase phase,
 	char key[320];
 
 	for (size_t i = 0; i < r->ncounters; i++) {
-		snprintf(key, sizeof key, "%s:%.256s (%s)", mx_phase_name(phase),
-		         r->counters[i].name, class_name(r->counters[i].cls));
+		/* at most 256 bytes of the name, not cutting a UTF-8 character
+		 * in two (the metrics' labels must be UTF-8) */
+		const char *name = r->counters[i].name;
+		int n = (int)strnlen(name, 257);
+		if (n > 256)
+			for (n = 256; n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80; n--)
+				;
+		snprintf(key, sizeof key, "%s:%.*s (%s)", mx_phase_name(phase), n, name,
+		         class_name(r->counters[i].cls));
 		stats_bump(st, key);
 	}
 }

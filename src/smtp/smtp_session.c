@@ -170,6 +170,8 @@ struct smtp_session {
 	uint16_t errors;
 	uint32_t nmsgs, nrcpts, id;
 	bool esmtp, tls, proxied, early_talker, in_audit, waiting, in_process;
+	bool begun; /* begin_session ran (after any PROXY header): a session to log */
+	bool tls_closed; /* our close_notify is written */
 	bool skip_line, chunk_last, lost;
 	bool out_blocked;           /* a client that pipelines without reading */
 	bool rd_on, wr_on;          /* plain: rev / wev added */
@@ -587,6 +589,15 @@ static void schedule_free(struct smtp_session *s)
 
 static void closing_check(struct smtp_session *s)
 {
+	if (out_pending(s) == 0 && s->tls && !s->tls_closed && s->linger > 0) {
+		/* the last reply has gone: TLS ends with a close_notify alert
+		 * (RFC 8446 6.1), which the filter writes below itself; the
+		 * linger lets it leave before the socket closes */
+		s->tls_closed = true;
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+		if (ssl)
+			(void)SSL_shutdown(ssl);
+	}
 	if (out_pending(s) == 0 || s->linger == 0) {
 		schedule_free(s);
 		return;
@@ -2123,6 +2134,12 @@ static void on_sock_read(evutil_socket_t fd, short what, void *arg)
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return; /* the leftover is still where in_p says */
 	if (r <= 0) {
+		if (s->state == SMTP_STATE_PROXY && s->in_n > 0) { /* a header cut short */
+			char c[IP_ADDR_TEXT_MAX];
+			s->srv->stats.proxy_errors++;
+			log_event(LOG_NOTICE, "proxy_error", "session=%u peer=%s reason=\"closed in the header\"",
+			          s->id, client_text(s, c, sizeof c));
+		}
 		s->lost = true;
 		schedule_free(s);
 		return;
@@ -2279,6 +2296,7 @@ static void begin_session(struct smtp_session *s)
 {
 	char c[IP_ADDR_TEXT_MAX];
 
+	s->begun = true;
 	if (s->srv->audit) {
 		if (!audit_live_add(s->srv->audit, &s->client, smtp_session_listener(s))) {
 			/* out of memory: listener numbers stay in range (server.c) */
@@ -2479,7 +2497,9 @@ static void session_free(struct smtp_session *s)
 	tx_end(s);
 	if (s->in_audit)
 		audit_live_remove(srv->audit, &s->client, smtp_session_listener(s));
-	if ((s->state != SMTP_STATE_PROXY || s->in_audit || s->helo) && log_enabled(LOG_INFO))
+	/* (a connection that ended before or in its PROXY header was never a
+	 * session: no connect line, no disconnect line) */
+	if (s->begun && log_enabled(LOG_INFO))
 		log_event(LOG_INFO, "disconnect",
 		          "session=%u client=%s messages=%u rcpts=%u errors=%u lost=%s duration_ms=%llu",
 		          s->id, client_text(s, c, sizeof c), s->nmsgs, s->nrcpts, s->errors,

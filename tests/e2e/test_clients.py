@@ -82,6 +82,25 @@ def test_starttls_no_longer_offered_after_handshake(mx):
     assert "cipher" in e, e
 
 
+def test_tls_session_ends_with_close_notify(mx):
+    """After 221 over TLS the server sends a close_notify alert before it
+    closes (RFC 8446 6.1): the client reads a clean TLS end of stream, not
+    a TCP EOF in the middle of TLS (OpenSSL 3: UNEXPECTED_EOF_WHILE_READING)."""
+    import ssl
+    with mx.connect() as c:
+        c.ehlo()
+        assert c.cmd("STARTTLS")[0] == 220
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)  # Python sets it
+        c.sock = ctx.wrap_socket(c.sock, suppress_ragged_eofs=False)
+        c.ehlo()
+        assert c.cmd("QUIT")[0] == 221
+        # the 221 was read; what follows must be the alert, then EOF
+        assert c.sock.recv(100) == b""  # SSLEOFError without a close_notify
+
+
 def test_helo_plain_smtp(mx):
     with mx.connect() as c:
         code, text = c.cmd("HELO client.e2e.test")

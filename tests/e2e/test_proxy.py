@@ -110,6 +110,32 @@ def test_no_proxy_header_times_out_without_banner(mx, partial):
         assert 1.5 <= elapsed <= 6 * SLOW, f"closed after {elapsed:.1f}s, Proxy_Timeout = 2"
 
 
+def test_connections_that_never_became_sessions_log_no_disconnect(mx):
+    """A load balancer's health check (connect, close), a bad header and a
+    header cut short: no connect line, so no disconnect line either
+    (docs/LOGGING.md); the cut header is a proxy_error like the bad one.
+    Each used to leave an orphan disconnect line, and the cut header went
+    uncounted."""
+    deadline = time.monotonic() + 5 * SLOW  # the harness's start-up probes end first
+    while len(mx.events("disconnect")) < len(mx.events("connect")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    before = {e["session"] for e in mx.events("disconnect")}
+    for data in (b"", BAD["garbage"], b"PROXY TCP4 192.0.2.1 19"):
+        s = socket.create_connection(("127.0.0.1", mx.proxy_port), timeout=5)
+        if data:
+            s.sendall(data)
+        time.sleep(0.1)
+        s.close()
+    mx.wait_event("proxy_error", lambda e: e.get("reason") == "closed in the header")
+    with mx.connect_proxy(proxy_v1("192.0.2.13", "198.51.100.1")) as ok:
+        ok.expect("QUIT", 221)
+    mx.wait_event("disconnect", lambda e: e.get("client") == "192.0.2.13")
+    assert len(mx.events("proxy_error")) == 2, mx.events("proxy_error")
+    new = [e["client"] for e in mx.events("disconnect") if e["session"] not in before]
+    assert new == ["192.0.2.13"], mx.events("disconnect")
+
+
 def test_plain_listener_does_not_take_proxy_header(mx):
     """A PROXY line on a listener without Proxy_Protocol is just a bad command."""
     with mx.connect() as c:

@@ -271,13 +271,23 @@ def test_idle_session_memory(mx_factory):
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 def test_privilege_drop(mx_factory, world_tmp):
     nobody = pwd.getpwnam("nobody")
+    ctl = world_tmp / "mx.ctl"
     mx = mx_factory(options={"User": "nobody", "Maildir": str(world_tmp / "maildir"),
-                             "TLS_Dir": str(world_tmp / "tls")})
+                             "TLS_Dir": str(world_tmp / "tls")},
+                    extra=f'Control_Listener {{ Listen "{ctl}" {{ }} }}\n')
     with open(f"/proc/{mx.pid}/status") as f:
         uids = [ln.split()[1:] for ln in f if ln.startswith(("Uid:", "Gid:"))]
     assert uids[0] == [str(nobody.pw_uid)] * 4, uids
     assert uids[1] == [str(nobody.pw_gid)] * 4, uids
     assert os.stat(world_tmp / "tls" / "selfsigned.key").st_mode & 0o777 == 0o600
+    # the console is for root and the server's user (ctl.h): the socket,
+    # bound as root, is the user's (it used to stay root's, mode 0600)
+    st = os.stat(ctl)
+    assert st.st_uid == nobody.pw_uid and st.st_mode & 0o777 == 0o600, st
+    r = subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                        "--clear-groups", str(BINARY), "ctl", "-s", str(ctl), "summary"],
+                       capture_output=True, text=True, timeout=10 * SLOW)
+    assert r.returncode == 0 and "sessions" in r.stdout, r.stdout + r.stderr
     _, data = make_message(subject="as nobody")
     with mx.connect() as c:
         c.expect("EHLO drop", 250)

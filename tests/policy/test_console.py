@@ -28,6 +28,30 @@ def test_console_socket_is_private(pol_factory):
     assert mode == 0o600, f"console socket mode {oct(mode)}"
 
 
+def test_answers_are_sent_after_the_clients_half_close(pol_factory):
+    """`echo CMD | socat - UNIX-CONNECT:...` half-closes after sending:
+    every answer still comes back (the connection used to be freed at the
+    EOF with its queued output: 370 answers of 3,000)."""
+    import socket
+    srv = pol_factory(scripts={"connect_phase1": SCRIPT})
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20 * SLOW)
+    try:
+        s.connect(str(srv.ctl_path))
+        s.sendall(b"help\n" * 3000)
+        s.shutdown(socket.SHUT_WR)
+        got = bytearray()
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    answers = got.count(b"\n.\n")
+    assert answers == 3000, answers
+
+
 def test_show_top_stats_summary_reset(pol_factory):
     srv = pol_factory(scripts={"connect_phase1": SCRIPT}, monitors=["300,3"])
     socks = []

@@ -178,6 +178,46 @@ def test_metrics_other_paths_and_methods(msrv):
         c.expect("NOOP", 250)
 
 
+def test_counter_labels_stay_utf8(pol_factory):
+    """A counter named after the client's EHLO: 256 bytes of it at most,
+    cut between characters (a cut through a two-byte character made
+    Prometheus refuse the whole scrape)."""
+    port = free_port(v6=False)
+    srv = pol_factory(scripts={"ehlo_phase1": 'ec_inc_counter "helo %{h}";\n'},
+                      extra=f'Metrics_Listener {{ Listen "127.0.0.1:{port}" {{ }} }}\n')
+    name = "xx" + "\u00e9" * 126  # 254 bytes: with "helo " the cut falls inside an é
+    with Smtp("127.0.0.1", srv.port, timeout=10) as c:
+        c.send(b"EHLO " + name.encode() + b"\r\n")
+        assert c.reply()[0] == 250
+        c.expect("QUIT", 221)
+    text = scrape(port)  # decodes as strict UTF-8
+    samples, _ = parse(text)
+    names = [lab for (n, lab) in samples if n == "mxsieve_sieve_counter_total"]
+    cut = [lab for lab in names if "helo xx" in lab]
+    assert cut and len(re.search(r'name="([^"]*)"', cut[0]).group(1).encode()) == 255, cut
+
+
+def test_head_gets_the_headers_and_no_content(msrv):
+    """HEAD: a GET's headers, no content (RFC 9110 9.3.2). The whole text
+    used to follow, and on a kept-alive connection the next response read
+    it as its status line."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", msrv.metrics_port, timeout=10 * SLOW)
+    try:
+        for path, code in (("/metrics", 200), ("/", 404)):
+            conn.request("HEAD", path)
+            r = conn.getresponse()
+            assert r.status == code
+            assert int(r.headers["Content-Length"]) > 0
+            assert r.read() == b""
+        conn.request("GET", "/metrics")  # the same connection
+        r = conn.getresponse()
+        assert r.status == 200
+        parse(r.read().decode())
+    finally:
+        conn.close()
+
+
 def scrape_again(port, why, timeout=15):
     """Scrape until the endpoint answers (a paused listener comes back)."""
     deadline = time.monotonic() + timeout * SLOW
