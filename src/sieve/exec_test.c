@@ -168,13 +168,19 @@ static struct sieve_str trim(const char *p, size_t n)
 	return s;
 }
 
-size_t sieve_split_addresses(struct sieve_run *r, const char *v, size_t n,
-                             struct sieve_str *out, size_t max)
+/*
+ * The addresses of one header value, as `part` of each, onto vals: from <...>
+ * when present, else the text without (comments); a "name:" group prefix is
+ * dropped. Every address counts against max_list (a runtime error past it),
+ * so none is skipped silently.
+ */
+static int split_addresses(struct sieve_run *r, const char *v, size_t n, uint8_t part,
+                           struct strvec *vals)
 {
-	size_t count = 0, start = 0;
+	size_t start = 0;
 	int depth = 0;
 	bool quoted = false, angle = false;
-	for (size_t i = 0; i <= n && count < max; i++) {
+	for (size_t i = 0; i <= n; i++) {
 		char ch = i < n ? v[i] : ',';
 		if (quoted) {
 			if (ch == '\\')
@@ -216,7 +222,7 @@ size_t sieve_split_addresses(struct sieve_run *r, const char *v, size_t n,
 				size_t bl = 0;
 				int d = 0;
 				if (!buf)
-					return count;
+					return sieve_rt_error(r, "out of run memory");
 				for (size_t k = 0; k < plen; k++) {
 					if (piece[k] == '(')
 						d++;
@@ -227,12 +233,11 @@ size_t sieve_split_addresses(struct sieve_run *r, const char *v, size_t n,
 				}
 				a = trim(buf, bl);
 			}
-			if (a.n) {
-				out[count++] = sieve_str_dup(r, a.p, a.n);
-			}
+			if (a.n && vec_push(r, vals, addr_part(sieve_str_dup(r, a.p, a.n), part)) < 0)
+				return -1;
 		}
 	}
-	return count;
+	return 0;
 }
 
 int sieve_test_address(struct sieve_run *r, const struct sieve_node *n, bool *out)
@@ -240,13 +245,9 @@ int sieve_test_address(struct sieve_run *r, const struct sieve_node *n, bool *ou
 	struct strvec hv = {0}, vals = {0};
 	if (header_values(r, n->pos[0], &hv) < 0)
 		return -1;
-	for (size_t i = 0; i < hv.n; i++) {
-		struct sieve_str addrs[64];
-		size_t na = sieve_split_addresses(r, hv.v[i].p, hv.v[i].n, addrs, 64);
-		for (size_t k = 0; k < na; k++)
-			if (vec_push(r, &vals, addr_part(addrs[k], n->opts.addrpart)) < 0)
-				return -1;
-	}
+	for (size_t i = 0; i < hv.n; i++)
+		if (split_addresses(r, hv.v[i].p, hv.v[i].n, n->opts.addrpart, &vals) < 0)
+			return -1;
 	return match_keys(r, n, vals.v, vals.n, out);
 }
 

@@ -438,8 +438,4 @@ int sieve_fn_split(struct sieve_run *r, const struct sieve_node *n, struct sieve
 int sieve_fn_join(struct sieve_run *r, const struct sieve_node *n, struct sieve_value *out);
 int sieve_fn_dns_lookup(struct sieve_run *r, const struct sieve_node *n, struct sieve_value *out);
 
-/* Address parts of one header value / envelope address (exec_test.c). */
-size_t sieve_split_addresses(struct sieve_run *r, const char *v, size_t n,
-                             struct sieve_str *out, size_t max);
-
 #endif

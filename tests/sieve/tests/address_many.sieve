@@ -1,0 +1,7 @@
+# The address test sees every address of a field, not only the first 64.
+if address :count "eq" :comparator "i;ascii-numeric" "To" "100" { ec_log "100 addresses"; }
+if address :is "To" "a99@x.org" { ec_log "a99 seen"; }
+# phase: data
+# header: To: a0@x.org, a1@x.org, a2@x.org, a3@x.org, a4@x.org, a5@x.org, a6@x.org, a7@x.org, a8@x.org, a9@x.org, a10@x.org, a11@x.org, a12@x.org, a13@x.org, a14@x.org, a15@x.org, a16@x.org, a17@x.org, a18@x.org, a19@x.org, a20@x.org, a21@x.org, a22@x.org, a23@x.org, a24@x.org, a25@x.org, a26@x.org, a27@x.org, a28@x.org, a29@x.org, a30@x.org, a31@x.org, a32@x.org, a33@x.org, a34@x.org, a35@x.org, a36@x.org, a37@x.org, a38@x.org, a39@x.org, a40@x.org, a41@x.org, a42@x.org, a43@x.org, a44@x.org, a45@x.org, a46@x.org, a47@x.org, a48@x.org, a49@x.org, a50@x.org, a51@x.org, a52@x.org, a53@x.org, a54@x.org, a55@x.org, a56@x.org, a57@x.org, a58@x.org, a59@x.org, a60@x.org, a61@x.org, a62@x.org, a63@x.org, a64@x.org, a65@x.org, a66@x.org, a67@x.org, a68@x.org, a69@x.org, a70@x.org, a71@x.org, a72@x.org, a73@x.org, a74@x.org, a75@x.org, a76@x.org, a77@x.org, a78@x.org, a79@x.org, a80@x.org, a81@x.org, a82@x.org, a83@x.org, a84@x.org, a85@x.org, a86@x.org, a87@x.org, a88@x.org, a89@x.org, a90@x.org, a91@x.org, a92@x.org, a93@x.org, a94@x.org, a95@x.org, a96@x.org, a97@x.org, a98@x.org, a99@x.org
+# expect: log=address_many.sieve:2: 100 addresses
+# expect: log=address_many.sieve:3: a99 seen
