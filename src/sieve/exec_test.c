@@ -181,61 +181,66 @@ static int split_addresses(struct sieve_run *r, const char *v, size_t n, uint8_t
 	int depth = 0;
 	bool quoted = false, angle = false;
 	for (size_t i = 0; i <= n; i++) {
-		char ch = i < n ? v[i] : ',';
-		if (quoted) {
-			if (ch == '\\')
-				i++;
-			else if (ch == '"')
-				quoted = false;
-			continue;
-		}
-		if (ch == '"')
-			quoted = true;
-		else if (ch == '(')
-			depth++;
-		else if (ch == ')' && depth)
-			depth--;
-		else if (ch == '<' && !depth)
-			angle = true;
-		else if (ch == '>' && !depth)
-			angle = false;
-		else if ((ch == ',' || ch == ';') && !depth && !angle) {
-			const char *piece = v + start;
-			size_t plen = i - start;
-			start = i + 1;
-			/* group syntax "name: a, b;" : drop the display name */
-			const char *colon = memchr(piece, ':', plen);
-			const char *lt = memchr(piece, '<', plen);
-			const char *atp = memchr(piece, '@', plen);
-			if (colon && (!lt || colon < lt) && (!atp || colon < atp)) {
-				plen -= (size_t)(colon + 1 - piece);
-				piece = colon + 1;
-				lt = memchr(piece, '<', plen);
+		/* The end of the value ends the last piece whatever is still open
+		 * (a quote, a comment, a '<', a trailing backslash): a malformed
+		 * field must not hide its address. */
+		if (i < n) {
+			char ch = v[i];
+			if (quoted) {
+				if (ch == '\\' && i + 1 < n)
+					i++;
+				else if (ch == '"')
+					quoted = false;
+				continue;
 			}
-			struct sieve_str a;
-			if (lt) {
-				const char *gt = memchr(lt, '>', plen - (size_t)(lt - piece));
-				a = trim(lt + 1, gt ? (size_t)(gt - lt - 1) : plen - (size_t)(lt + 1 - piece));
-			} else {
-				/* strip (comments) */
-				char *buf = sieve_arena_alloc(&r->arena, plen + 1);
-				size_t bl = 0;
-				int d = 0;
-				if (!buf)
-					return sieve_rt_error(r, "out of run memory");
-				for (size_t k = 0; k < plen; k++) {
-					if (piece[k] == '(')
-						d++;
-					else if (piece[k] == ')' && d)
-						d--;
-					else if (!d)
-						buf[bl++] = piece[k];
-				}
-				a = trim(buf, bl);
-			}
-			if (a.n && vec_push(r, vals, addr_part(sieve_str_dup(r, a.p, a.n), part)) < 0)
-				return -1;
+			if (ch == '"')
+				quoted = true;
+			else if (ch == '(')
+				depth++;
+			else if (ch == ')' && depth)
+				depth--;
+			else if (ch == '<' && !depth)
+				angle = true;
+			else if (ch == '>' && !depth)
+				angle = false;
+			if ((ch != ',' && ch != ';') || depth || angle)
+				continue;
 		}
+		const char *piece = v + start;
+		size_t plen = i - start;
+		start = i + 1;
+		/* group syntax "name: a, b;" : drop the display name */
+		const char *colon = memchr(piece, ':', plen);
+		const char *lt = memchr(piece, '<', plen);
+		const char *atp = memchr(piece, '@', plen);
+		if (colon && (!lt || colon < lt) && (!atp || colon < atp)) {
+			plen -= (size_t)(colon + 1 - piece);
+			piece = colon + 1;
+			lt = memchr(piece, '<', plen);
+		}
+		struct sieve_str a;
+		if (lt) {
+			const char *gt = memchr(lt, '>', plen - (size_t)(lt - piece));
+			a = trim(lt + 1, gt ? (size_t)(gt - lt - 1) : plen - (size_t)(lt + 1 - piece));
+		} else {
+			/* strip (comments) */
+			char *buf = sieve_arena_alloc(&r->arena, plen + 1);
+			size_t bl = 0;
+			int d = 0;
+			if (!buf)
+				return sieve_rt_error(r, "out of run memory");
+			for (size_t k = 0; k < plen; k++) {
+				if (piece[k] == '(')
+					d++;
+				else if (piece[k] == ')' && d)
+					d--;
+				else if (!d)
+					buf[bl++] = piece[k];
+			}
+			a = trim(buf, bl);
+		}
+		if (a.n && vec_push(r, vals, addr_part(sieve_str_dup(r, a.p, a.n), part)) < 0)
+			return -1;
 	}
 	return 0;
 }
