@@ -562,9 +562,18 @@ static bool validate_node(struct sieve_compiler *c, struct sieve_node *n)
 		}
 	case NODE_ASSIGN: {
 		bool ok = true;
-		for (size_t i = 0; i < n->nitems; i++)
-			if (!validate_node(c, n->items[i]))
+		for (size_t i = 0; i < n->nitems; i++) {
+			struct sieve_node *t = n->items[i];
+			if (!validate_node(c, t)) {
 				ok = false;
+			} else if (n->destructure && t->index) {
+				/* the interpreter stores whole variables only; the plain
+				 * form is refused at run time (interp.c exec_assign) */
+				sieve_error(c, t->line, t->col,
+				            "cannot assign to an element of $%s (use hash_set)", t->name);
+				ok = false;
+			}
+		}
 		if (n->rhs->kind == NODE_TEST) {
 			if (!validate_call(c, n->rhs, DEF_FUNC))
 				ok = false;
