@@ -492,9 +492,12 @@ static bool validate_call(struct sieve_compiler *c, struct sieve_node *n, unsign
 	return ok;
 }
 
-static bool validate_block(struct sieve_compiler *c, struct sieve_node **block, size_t n)
+/* The commands of the script (top) or of a block. RFC 5228 3.2: require
+ * comes before any other command, so only at the top and first. */
+static bool validate_block(struct sieve_compiler *c, struct sieve_node **block, size_t n,
+                           bool top)
 {
-	bool ok = true;
+	bool ok = true, only_requires = top;
 	enum sieve_cmd_id prev = CMD_OTHER;
 	for (size_t i = 0; i < n; i++) {
 		struct sieve_node *cmd = block[i];
@@ -506,14 +509,18 @@ static bool validate_block(struct sieve_compiler *c, struct sieve_node **block, 
 				            cmd->name);
 				ok = false;
 			}
-			if (d && d->id == CMD_REQUIRE && prev != CMD_REQUIRE && i != 0) {
-				/* RFC 5228 3.2: require comes first; we accept it anywhere
-				 * at the top, but not inside a block (checked by depth). */
+			if (d && d->id == CMD_REQUIRE && !only_requires) {
+				sieve_error(c, cmd->line, cmd->col, top ?
+				            "'require' must come before any other command (RFC 5228 3.2)" :
+				            "'require' cannot be used inside a block (RFC 5228 3.2)");
+				ok = false;
 			}
 			prev = d ? d->id : CMD_OTHER;
 		} else {
 			prev = CMD_OTHER;
 		}
+		if (prev != CMD_REQUIRE)
+			only_requires = false;
 		if (!validate_node(c, cmd))
 			ok = false;
 	}
@@ -553,11 +560,11 @@ static bool validate_node(struct sieve_compiler *c, struct sieve_node *n)
 		return validate_call(c, n, DEF_TEST);
 	case NODE_CMD:
 		if (n->def == NULL && strcmp(n->name, "(script)") == 0)
-			return validate_block(c, n->block, n->nblock);
+			return validate_block(c, n->block, n->nblock, true);
 		{
 			bool ok = validate_call(c, n, DEF_CMD);
 			if (n->def && n->has_block)
-				ok = validate_block(c, n->block, n->nblock) && ok;
+				ok = validate_block(c, n->block, n->nblock, false) && ok;
 			return ok;
 		}
 	case NODE_ASSIGN: {
