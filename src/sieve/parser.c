@@ -26,6 +26,7 @@ struct parser {
 	struct sieve_compiler *c;
 	struct sieve_lexer lx;
 	struct sieve_token cur;
+	unsigned end_line, end_col; /* just after the last token consumed */
 	unsigned depth;
 	bool oom;
 };
@@ -37,6 +38,8 @@ struct vec {
 
 static void next(struct parser *p)
 {
+	p->end_line = p->lx.line;
+	p->end_col = p->lx.col;
 	sieve_lex_next(&p->lx, &p->cur);
 	/* Lexer errors are already reported: step over them. */
 	while (p->cur.kind == TOK_ERROR)
@@ -297,6 +300,8 @@ static bool parse_arguments(struct parser *p, struct sieve_node *n)
 		if (!a || !push(p, &args, a))
 			return false;
 	}
+	n->end_line = p->end_line;
+	n->end_col = p->end_col;
 	if (p->cur.kind == TOK_IDENT) {
 		struct sieve_node *t = parse_test(p);
 		if (!t || !push(p, &tests, t))

@@ -136,6 +136,8 @@ struct sieve_def;
 struct sieve_node {
 	enum sieve_node_kind kind;
 	unsigned line, col;
+	unsigned end_line, end_col; /* NODE_CMD/TEST: just after the name and
+	                             * arguments, where a ';' belongs */
 	const char *name;           /* identifier, tag, variable */
 	const char *text;           /* NODE_STRING raw text */
 	size_t len;

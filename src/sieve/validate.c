@@ -416,7 +416,22 @@ static bool validate_call(struct sieve_compiler *c, struct sieve_node *n, unsign
 	if (!resolve_args(c, n))
 		ok = false;
 	const struct sieve_def *d = n->def;
-	if (d->subtests == 0 && n->ntests) {
+	if (d->subtests == 0 && n->ntests && role == DEF_CMD && !n->test_list) {
+		/* "stop\nec_log ...": the parser read the next command as a test,
+		 * and its block (if any) as ours. Report the missing ';' where it
+		 * belongs, then check what follows as the command it is. */
+		struct sieve_node *following = n->tests[0];
+		sieve_error(c, n->end_line, n->end_col, "expected ';' after '%s', found '%s'",
+		            n->name, following->name);
+		following->kind = NODE_CMD;
+		following->has_block = n->has_block;
+		following->block = n->block;
+		following->nblock = n->nblock;
+		n->has_block = false;
+		n->nblock = 0;
+		validate_node(c, following);
+		return false;
+	} else if (d->subtests == 0 && n->ntests) {
 		sieve_error(c, n->tests[0]->line, n->tests[0]->col, "'%s' takes no test", n->name);
 		ok = false;
 	} else if (d->subtests == 1 && (n->ntests != 1 || n->test_list)) {
@@ -523,6 +538,14 @@ static bool validate_block(struct sieve_compiler *c, struct sieve_node **block, 
 			only_requires = false;
 		if (!validate_node(c, cmd))
 			ok = false;
+		/* A command missing its ';' took the next ones as tests
+		 * (validate_call made them commands again): the chain ends with
+		 * the last of them, which an elsif or else may follow. */
+		const struct sieve_node *last = cmd;
+		while (last->kind == NODE_CMD && last->ntests == 1 && last->tests[0]->kind == NODE_CMD)
+			last = last->tests[0];
+		if (last != cmd)
+			prev = last->def ? last->def->id : CMD_OTHER;
 	}
 	return ok;
 }

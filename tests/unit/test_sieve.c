@@ -91,6 +91,38 @@ UNIT_TEST(list_errors_name_the_list_and_the_place)
 	}
 }
 
+/* A missing ';' is reported right after the command's name or last argument,
+ * once, and what follows is still checked as the command it is. */
+UNIT_TEST(missing_semicolon_is_reported_where_it_belongs)
+{
+	static const struct {
+		const char *src;
+		size_t count;
+		const char *want[2];
+	} cases[] = {
+		{"stop\nec_log \"a\";\n", 1,
+		 {"s.sieve:1:5: expected ';' after 'stop', found 'ec_log'"}},
+		{"ec_log \"a\"\nec_log \"b\";\n", 1,
+		 {"s.sieve:1:11: expected ';' after 'ec_log', found 'ec_log'"}},
+		{"ec_tarpit 5\nif ec_test :value \"gx\" \"1\" \"2\" { stop; }\n", 2,
+		 {"s.sieve:1:12: expected ';' after 'ec_tarpit', found 'if'",
+		  "s.sieve:2:19: unknown relation \"gx\" (known: gt ge lt le eq ne bitwise-and)"}},
+		/* the if taken as keep's test still heads its elsif chain */
+		{"keep\nif false { stop; }\nelsif true { stop; }\nelse { stop; }\n", 1,
+		 {"s.sieve:1:5: expected ';' after 'keep', found 'if'"}},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct sieve_diags d = {0};
+		struct sieve_script *s = sieve_compile("s.sieve", cases[i].src, strlen(cases[i].src),
+		                                       MX_PHASE_CONNECT, NULL, &d);
+		CHECK(s == NULL);
+		CHECK_EQ(d.count, cases[i].count);
+		for (size_t k = 0; k < d.count && k < cases[i].count; k++)
+			CHECK_STR(d.lines[k], cases[i].want[k]);
+		sieve_diags_clear(&d);
+	}
+}
+
 UNIT_TEST(dns_suspends_and_resumes)
 {
 	const char *src = "$a = ec_dns_lookup \"x.example\" \"TXT\";\n"

@@ -1,4 +1,4 @@
 keep
 stop;
 # phase: connect
-# expect-compile: 2:1: 'keep' takes no test
+# expect-compile: 1:5: expected ';' after 'keep', found 'stop'

@@ -6,4 +6,4 @@ ec_tarpit 1 "x" ec_log "y";
 # phase: connect
 # expect-compile: 1:1: unknown command 'bogus1'
 # expect-compile: 3:1: unknown command 'bogus2'
-# expect-compile: 4:17: 'ec_tarpit' takes no test
+# expect-compile: 4:16: expected ';' after 'ec_tarpit', found 'ec_log'
