@@ -421,6 +421,30 @@ def test_header_field_with_blanks_before_the_colon(pol_factory):
         expect_reply(c.reply(), 550, "5.7.1 spammy subject")
 
 
+def test_envelope_to_is_the_address_as_sent_with_its_domain_in_lower_case(pol_factory):
+    """POLICY.md section 7: the local part keeps the case the client sent
+    (and a +tag), a quoted local part that needs no quotes loses them, and
+    the domain is in lower case (it is matched against Relay_Domains in
+    lower case). Checked under i;octet, which compares bytes."""
+    srv = pol_factory(scripts={"rcptto_phase1": (
+        'if envelope :comparator "i;octet" :domain :is "to" "Example.TEST" '
+        '{ reject "domain as sent"; }\n'
+        'if envelope :comparator "i;octet" :is "to" "Bob+Tag@example.test" '
+        '{ ec_action 250 "2.1.5 local part as sent"; }\n'
+        'if envelope :comparator "i;octet" :is "to" "Carol@example.test" '
+        '{ ec_action 250 "2.1.5 unquoted"; }\n'
+        'ec_action 250 "2.1.5 other";\n')})
+    with Smtp("127.0.0.1", srv.port, timeout=15) as c:
+        c.cmd("EHLO client.test")
+        c.expect("MAIL FROM:<alice@example.test>", 250)
+        expect_reply(c.cmd("RCPT TO:<Bob+Tag@Example.TEST>"), 250, "2.1.5 local part as sent")
+        expect_reply(c.cmd('RCPT TO:<"Carol"@EXAMPLE.test>'), 250, "2.1.5 unquoted")
+        c.expect("RSET", 250)
+        c.expect("MAIL FROM:<alice@example.test>", 250)
+        # the example of POLICY.md
+        expect_reply(c.cmd('RCPT TO:<"Bob+Tag"@Example.TEST>'), 250, "2.1.5 local part as sent")
+
+
 # --------------------------------------------------------------------------
 # macros and contexts
 
