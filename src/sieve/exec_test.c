@@ -168,6 +168,32 @@ static struct sieve_str trim(const char *p, size_t n)
 	return s;
 }
 
+/* The first ch in p[0, n) outside "quoted strings" and (comments), or NULL:
+ * a display name may hold '<', ':' or '@' ("a<b" <c@d.e>). A quote that
+ * never closes quotes nothing (the first ch anywhere, then). */
+static const char *unquoted_chr(const char *p, size_t n, char ch)
+{
+	bool quoted = false;
+	int depth = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (quoted) {
+			if (p[i] == '\\' && i + 1 < n)
+				i++;
+			else if (p[i] == '"')
+				quoted = false;
+		} else if (p[i] == '"' && !depth) {
+			quoted = true;
+		} else if (p[i] == '(') {
+			depth++;
+		} else if (p[i] == ')' && depth) {
+			depth--;
+		} else if (p[i] == ch && !depth) {
+			return p + i;
+		}
+	}
+	return quoted ? memchr(p, ch, n) : NULL;
+}
+
 /*
  * The addresses of one header value, as `part` of each, onto vals: from <...>
  * when present, else the text without (comments); a "name:" group prefix is
@@ -210,13 +236,13 @@ static int split_addresses(struct sieve_run *r, const char *v, size_t n, uint8_t
 		size_t plen = i - start;
 		start = i + 1;
 		/* group syntax "name: a, b;" : drop the display name */
-		const char *colon = memchr(piece, ':', plen);
-		const char *lt = memchr(piece, '<', plen);
-		const char *atp = memchr(piece, '@', plen);
+		const char *colon = unquoted_chr(piece, plen, ':');
+		const char *lt = unquoted_chr(piece, plen, '<');
+		const char *atp = unquoted_chr(piece, plen, '@');
 		if (colon && (!lt || colon < lt) && (!atp || colon < atp)) {
 			plen -= (size_t)(colon + 1 - piece);
 			piece = colon + 1;
-			lt = memchr(piece, '<', plen);
+			lt = unquoted_chr(piece, plen, '<');
 		}
 		struct sieve_str a;
 		if (lt) {
