@@ -246,3 +246,23 @@ def test_reload_while_a_two_lookup_script_waits(pol_factory, procs, tmp_path, ch
         assert srv.running()
     finally:
         up.stop()
+
+
+def test_dns_lookups_are_counted_over_both_slots_of_a_phase(pol_factory, procs, tmp_path):
+    """max_dns_lookups bounds a phase (docs/CONFIGURATION.md): with 4,
+    three lookups in mailfrom_phase1 leave one for phase2, whose second
+    is a runtime error (each slot used to get four of its own)."""
+    _, port = pol.start_dnsmasq(tmp_path, [("2.0.0.127.zone.test", "127.0.0.2")], procs=procs)
+    p1 = "".join(f'($a{i}) = ec_dns_lookup "x{i}.zone.test" "a";\n' for i in range(3))
+    p2 = ('($b0) = ec_dns_lookup "2.0.0.127.zone.test" "a";\n'
+          '($b1) = ec_dns_lookup "y.zone.test" "a";\n'
+          'reject "both ran (${b0})";\n')
+    srv = pol_factory(scripts={"mailfrom_phase1": p1, "mailfrom_phase2": p2},
+                      options={"DNS_Server": f"127.0.0.1:{port}"},
+                      sieve_opts={"dns_timeout": DNS_TIMEOUT, "max_dns_lookups": 4})
+    with Smtp("127.0.0.1", srv.port, timeout=10 * SLOW) as c:
+        c.ehlo()
+        code, text = c.cmd("MAIL FROM:<a@example.test>")
+        assert code == 451, (code, text)  # runtime_error = fail
+    srv.wait_log_text("too many DNS lookups (limit max_dns_lookups = 4)")
+    assert "both ran" not in srv.log_text()
