@@ -178,12 +178,16 @@ def test_metrics_other_paths_and_methods(msrv):
         c.expect("NOOP", 250)
 
 
-def test_counter_labels_stay_utf8(pol_factory):
+def test_counter_labels_stay_utf8(pol_factory, tmp_path):
     """A counter named after the client's EHLO: 256 bytes of it at most,
     cut between characters (a cut through a two-byte character made
-    Prometheus refuse the whole scrape)."""
+    Prometheus refuse the whole scrape); a byte that is not UTF-8 becomes
+    U+FFFD."""
     port = free_port(v6=False)
-    srv = pol_factory(scripts={"ehlo_phase1": 'ec_inc_counter "helo %{h}";\n'},
+    raw = tmp_path / "raw.sieve"  # a name that is not UTF-8 at all
+    raw.write_bytes(b'ec_inc_counter "bad\xff\xfe name";\n')
+    srv = pol_factory(scripts={"ehlo_phase1": 'ec_inc_counter "helo %{h}";\n',
+                               "connect_phase1": raw},
                       extra=f'Metrics_Listener {{ Listen "127.0.0.1:{port}" {{ }} }}\n')
     name = "xx" + "\u00e9" * 126  # 254 bytes: with "helo " the cut falls inside an é
     with Smtp("127.0.0.1", srv.port, timeout=10) as c:
@@ -195,6 +199,7 @@ def test_counter_labels_stay_utf8(pol_factory):
     names = [lab for (n, lab) in samples if n == "mxsieve_sieve_counter_total"]
     cut = [lab for lab in names if "helo xx" in lab]
     assert cut and len(re.search(r'name="([^"]*)"', cut[0]).group(1).encode()) == 255, cut
+    assert any('name="bad\ufffd\ufffd name"' in lab for lab in names), names
 
 
 def test_head_gets_the_headers_and_no_content(msrv):
