@@ -219,7 +219,7 @@ static int split_addresses(struct sieve_run *r, const char *v, size_t n, uint8_t
 					quoted = false;
 				continue;
 			}
-			if (ch == '"')
+			if (ch == '"' && !depth) /* a quote in a (comment) is text */
 				quoted = true;
 			else if (ch == '(')
 				depth++;

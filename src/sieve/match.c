@@ -78,6 +78,9 @@ uint64_t sieve_thread_cpu_ns(void)
 
 int sieve_charge(struct sieve_run *r, uint64_t units)
 {
+	if (r->over_time) /* runtime_error = continue: every later test fails at once */
+		return sieve_rt_error(r, "tests too costly: over %u ms of CPU (limit max_run_time)",
+		                      r->s->limits.max_run_time);
 	r->work += units;
 	if (r->work < r->work_next)
 		return 0;
@@ -88,9 +91,11 @@ int sieve_charge(struct sieve_run *r, uint64_t units)
 		return 0;
 	}
 	uint64_t used = r->cpu_used_ns + (now - r->cpu_t0_ns);
-	if (used > (uint64_t)r->s->limits.max_run_time * 1000000u)
+	if (used > (uint64_t)r->s->limits.max_run_time * 1000000u) {
+		r->over_time = true;
 		return sieve_rt_error(r, "tests too costly: over %u ms of CPU (limit max_run_time)",
 		                      r->s->limits.max_run_time);
+	}
 	return 0;
 }
 
@@ -171,7 +176,7 @@ int sieve_glob(struct sieve_run *r, const char *pat, size_t pn, const char *s, s
 			}
 		}
 		if (star_p == SIZE_MAX)
-			return 0;
+			return r ? sieve_charge(r, steps + 1) : 0;
 		p = star_p;
 		i = ++star_i;
 	}
@@ -289,9 +294,12 @@ int sieve_match(struct sieve_run *r, const struct sieve_opts *o, const struct si
 	for (size_t k = 0; k < nk; k++) {
 		pcre2_code *re = NULL;
 		bool own = false;
-		if (ci && o->match == MATCH_CONTAINS)
+		if (ci && o->match == MATCH_CONTAINS) {
+			if (sieve_charge(r, keys[k].n + 1) < 0)
+				return -1;
 			for (size_t j = 0; j < keys[k].n; j++)
 				r->fold[j] = (char)fold((unsigned char)keys[k].p[j]);
+		}
 		if (o->match == MATCH_REGEX) {
 			re = keys_re ? keys_re[k] : NULL;
 			if (!re) {

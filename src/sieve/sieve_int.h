@@ -341,6 +341,7 @@ struct sieve_run {
 	uint64_t cpu_t0_ns;     /* the thread's CPU clock at this call's first
 	                         * check (0: not read yet in this call) */
 	uint64_t work, work_next;
+	bool over_time;         /* max_run_time passed: every later charge fails */
 	char *fold;             /* scratch for case-folded text (i;ascii-casemap :contains) */
 	size_t fold_cap;
 	char errbuf[256];       /* "NAME:LINE: message" of the last runtime error */

@@ -589,10 +589,11 @@ static void schedule_free(struct smtp_session *s)
 
 static void closing_check(struct smtp_session *s)
 {
-	if (out_pending(s) == 0 && s->tls && !s->tls_closed && s->linger > 0) {
-		/* the last reply has gone: TLS ends with a close_notify alert
-		 * (RFC 8446 6.1), which the filter writes below itself; the
-		 * linger lets it leave before the socket closes */
+	if (out_queued(s) == 0 && s->tls && !s->tls_closed && s->linger > 0) {
+		/* the last reply is through the filter: TLS ends with a
+		 * close_notify alert (RFC 8446 6.1), which the filter writes
+		 * below itself, after the reply; the linger lets both leave
+		 * before the socket closes */
 		s->tls_closed = true;
 		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 		if (ssl)
