@@ -2297,7 +2297,6 @@ static void begin_session(struct smtp_session *s)
 {
 	char c[IP_ADDR_TEXT_MAX];
 
-	s->begun = true;
 	if (s->srv->audit) {
 		if (!audit_live_add(s->srv->audit, &s->client, smtp_session_listener(s))) {
 			/* out of memory: listener numbers stay in range (server.c) */
@@ -2309,6 +2308,7 @@ static void begin_session(struct smtp_session *s)
 		}
 		s->in_audit = true;
 	}
+	s->begun = true; /* counted: its disconnect line will pair with a connect line */
 	audit_count(s, AUDIT_CONNECTIONS);
 	if (log_enabled(LOG_INFO))
 		log_event(LOG_INFO, "connect", "session=%u client=%s port=%u listener=%s proxied=%s",
