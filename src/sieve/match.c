@@ -317,7 +317,8 @@ int sieve_match(struct sieve_run *r, const struct sieve_opts *o, const struct si
 			switch (o->match) {
 			case MATCH_IS:
 			case MATCH_VALUE:
-				rc = sieve_charge(r, (v->n < key->n ? v->n : key->n) + 1);
+				/* i;ascii-numeric reads both whole: the longer one */
+				rc = sieve_charge(r, (v->n > key->n ? v->n : key->n) + 1);
 				if (rc == 0)
 					m = o->match == MATCH_IS ? comp_cmp(o->comp, v, key) == 0
 					                         : value_rel(o->rel, o->comp, v, key);
