@@ -218,7 +218,9 @@ static void evict_leaf(struct audit_wtrie *t, uint32_t li, const uint64_t *cur)
 			uint64_t *a = w_counts(t, n, s), *b = w_counts(t, leaf, s);
 			size_t total = (size_t)t->series[s].nwin * t->series[s].ncounters;
 			for (size_t j = 0; j < total; j++)
-				a[j] = a[j] > b[j] ? a[j] - b[j] : 0; /* a saturated sum */
+				/* a saturated sum stays saturated (its true value is
+				 * unknown) until its window rolls out */
+				a[j] = a[j] == UINT64_MAX ? a[j] : a[j] > b[j] ? a[j] - b[j] : 0;
 		}
 		path[depth++] = slot;
 		slot = &n->child[audit_key_bit(leaf->key, n->plen)];

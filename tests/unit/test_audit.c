@@ -399,6 +399,20 @@ UNIT_TEST(series_counts_saturate)
 	CHECK(audit_series_sum(a, "big", 60, 2, &net, 24, 0, 1, T0 + 60000, &v, err, sizeof err));
 	CHECK(v == UINT64_MAX); /* the sum over both windows too */
 	audit_destroy(a);
+	/* evicting a saturated address leaves its block saturated (an upper
+	 * bound), not 0 below the other addresses' counts */
+	struct audit_config three = {.max_tracked = 3};
+	a = audit_create(&three);
+	struct ip_addr b = addr("192.0.2.2"), y = addr("192.0.2.200"), far = addr("198.51.100.1");
+	CHECK(audit_series_add(a, "big", 60, 2, &c, UINT64_MAX, T0, err, sizeof err));
+	CHECK(audit_series_add(a, "big", 60, 2, &b, 12, T0 + 1, err, sizeof err));
+	CHECK(audit_series_add(a, "big", 60, 2, &y, 5, T0 + 2, err, sizeof err));
+	CHECK(audit_series_add(a, "big", 60, 2, &far, 1, T0 + 3, err, sizeof err)); /* c goes */
+	CHECK(audit_series_sum(a, "big", 60, 2, &b, 32, 0, 0, T0 + 3, &v, err, sizeof err));
+	CHECK(v == 12);
+	CHECK(audit_series_sum(a, "big", 60, 2, &net, 24, 0, 0, T0 + 3, &v, err, sizeof err));
+	CHECK(v >= 17); /* was 0: the /24's saturated sum minus c's */
+	audit_destroy(a);
 }
 
 UNIT_TEST(named_series)
