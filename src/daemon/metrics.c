@@ -43,13 +43,14 @@ static size_t utf8_char(const unsigned char *p, size_t n)
 /* A label value: \, " and newline escaped, as the format requires, and
  * valid UTF-8 (a counter named after a client's EHLO can hold any bytes,
  * and one bad byte makes Prometheus refuse the whole scrape): a byte that
- * starts no well-formed character becomes U+FFFD. */
+ * starts no well-formed character becomes the text \xHH (its backslash
+ * escaped), so two names that differ only there stay two series. */
 static void label(FILE *f, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n;) {
 		size_t c = utf8_char((const unsigned char *)p + i, n - i);
-		if (c == 0) {
-			fputs("\xEF\xBF\xBD", f);
+		if (c == 0) { /* shown as the text \xHH: names stay distinct */
+			fprintf(f, "\\\\x%02X", (unsigned char)p[i]);
 			i++;
 		} else if (p[i] == '\\' || p[i] == '"') {
 			fprintf(f, "\\%c", p[i]);
