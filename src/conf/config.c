@@ -1378,7 +1378,8 @@ size_t mx_config_restart_changes(const struct mx_config *old, const struct mx_co
 		{"Delivery", old->delivery != cfg->delivery},
 		{"Maildir", str_differs(old->maildir, cfg->maildir)},
 		{"Relay_Target", str_differs(old->relay_target, cfg->relay_target)},
-		{"Relay_Connections", old->relay_connections != cfg->relay_connections},
+		{"Relay_Connections", old->delivery == MX_DELIVERY_RELAY &&
+		                          old->relay_connections != cfg->relay_connections},
 		{"Fsync", old->fsync != cfg->fsync},
 		{"inbound_audit", monitors_differ(&old->audit, &cfg->audit)},
 	};

@@ -295,7 +295,8 @@ int mx_server_reload(struct mx_server *srv, char **errors, char *note, size_t no
 		goto fail_err;
 	/* Committed from here on. */
 	commit_listeners(srv, cfg, fresh);
-	if (mx_config_restart_changes(old, cfg, note, notelen) > 0) {
+	/* against what runs (the start's values), not the last reload's */
+	if (mx_config_restart_changes(srv->start_cfg->cfg, cfg, note, notelen) > 0) {
 		char q[600];
 		log_event(LOG_WARNING, "reload", "restart_needed=%s note=\"changed, but kept as they "
 		          "were until a restart\"", log_quote(note, strlen(note), q, sizeof q));
@@ -552,6 +553,10 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 	srv->smtp.base = srv->base;
 	srv->smtp.on_drained = on_drained;
 	srv->smtp.cfg = smtp_cfgref_new(cfg);
+	if (srv->smtp.cfg) { /* what restart-only settings are, for every reload */
+		smtp_cfgref_ref(srv->smtp.cfg);
+		srv->start_cfg = srv->smtp.cfg;
+	}
 	if (!srv->base || !srv->smtp.cfg) {
 		fprintf(stderr, "mxsieve: out of memory\n");
 		return -1;
@@ -699,6 +704,7 @@ void mx_server_free(struct mx_server *srv)
 	if (srv->smtp.nsessions == 0) {
 		dns_resolver_free(srv->smtp.dns);
 		smtp_cfgref_unref(srv->smtp.cfg);
+		smtp_cfgref_unref(srv->start_cfg);
 		if (srv->base)
 			event_base_free(srv->base);
 	}

@@ -42,6 +42,7 @@ struct mx_server {
 	struct event_base *base;
 	struct smtp_server smtp;
 	struct net_listener *listeners;
+	struct smtp_cfgref *start_cfg; /* the configuration started with (restart-only values) */
 	char *config_path;
 	struct ctl *ctl;
 	struct metrics_http *metrics; /* Metrics_Listener, or NULL */

@@ -540,11 +540,24 @@ UNIT_TEST(restart_changes_named)
 		goto out;
 	CHECK_EQ(mx_config_restart_changes(a, same, out, sizeof out), 0);
 	CHECK_STR(out, "");
-	CHECK_EQ(mx_config_restart_changes(a, b, out, sizeof out), 5);
-	CHECK_STR(out, "User, Maildir, Relay_Connections, Fsync, inbound_audit");
+	/* Relay_Connections matters only to a server relaying */
+	CHECK_EQ(mx_config_restart_changes(a, b, out, sizeof out), 4);
+	CHECK_STR(out, "User, Maildir, Fsync, inbound_audit");
 	/* truncated, never overrun */
-	CHECK_EQ(mx_config_restart_changes(a, b, out, 10), 5);
+	CHECK_EQ(mx_config_restart_changes(a, b, out, 10), 4);
 	CHECK_STR(out, "User");
+	struct mx_config *r1 = load("Delivery = \"relay\"\nRelay_Target = \"127.0.0.1:25\"\n"
+	                            "ESMTP_Listener { Listen \"127.0.0.1:2525\" { } }\n", &errs);
+	struct mx_config *r2 = load("Delivery = \"relay\"\nRelay_Target = \"127.0.0.1:25\"\n"
+	                            "Relay_Connections = 2\n"
+	                            "ESMTP_Listener { Listen \"127.0.0.1:2525\" { } }\n", &errs);
+	CHECK(r1 && r2);
+	if (r1 && r2) {
+		CHECK_EQ(mx_config_restart_changes(r1, r2, out, sizeof out), 1);
+		CHECK_STR(out, "Relay_Connections");
+	}
+	mx_config_free(r1);
+	mx_config_free(r2);
 out:
 	mx_config_free(a);
 	mx_config_free(same);
