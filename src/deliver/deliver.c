@@ -1804,12 +1804,17 @@ void deliver_job_free(struct deliver_job *job)
  */
 
 /* The directory `name` under dirfd as a stream, never through a symlink;
- * NULL for anything else (a symlink, a file, an error). */
-static DIR *clean_open_subdir(int dirfd, const char *name)
+ * NULL for anything else (a symlink, a file, an error). A folder we may not
+ * open (EACCES, EPERM: root without CAP_DAC_OVERRIDE facing the mail
+ * user's 0700 folders) counts in *denied. */
+static DIR *clean_open_subdir(int dirfd, const char *name, size_t *denied)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EACCES || errno == EPERM)
+			(*denied)++;
 		return NULL;
+	}
 	DIR *dp = fdopendir(fd);
 	if (dp == NULL)
 		close(fd);
@@ -1839,9 +1844,10 @@ static size_t clean_dir_files(DIR *tmp)
 	return n;
 }
 
-size_t deliver_clean_tmp_count(const char *root)
+size_t deliver_clean_tmp_count(const char *root, size_t *denied)
 {
 	size_t n = 0;
+	*denied = 0;
 	int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return 0;
@@ -1854,17 +1860,17 @@ size_t deliver_clean_tmp_count(const char *root)
 	while ((de = readdir(top)) != NULL) {
 		if (clean_is_dot(de->d_name))
 			continue;
-		DIR *dom = clean_open_subdir(dirfd(top), de->d_name);
+		DIR *dom = clean_open_subdir(dirfd(top), de->d_name, denied);
 		if (dom == NULL)
 			continue;
 		struct dirent *le;
 		while ((le = readdir(dom)) != NULL) {
 			if (clean_is_dot(le->d_name))
 				continue;
-			DIR *box = clean_open_subdir(dirfd(dom), le->d_name);
+			DIR *box = clean_open_subdir(dirfd(dom), le->d_name, denied);
 			if (box == NULL)
 				continue;
-			DIR *tmp = clean_open_subdir(dirfd(box), "tmp");
+			DIR *tmp = clean_open_subdir(dirfd(box), "tmp", denied);
 			if (tmp != NULL) {
 				n += clean_dir_files(tmp);
 				closedir(tmp);
@@ -1881,8 +1887,10 @@ void deliver_clean_tmp(const struct mx_config *cfg)
 {
 	if (cfg->delivery != MX_DELIVERY_MAILDIR || cfg->maildir == NULL)
 		return;
-	size_t n = deliver_clean_tmp_count(cfg->maildir);
+	size_t denied;
+	size_t n = deliver_clean_tmp_count(cfg->maildir, &denied);
 	char q[PATH_MAX + 64];
-	log_event(n ? LOG_NOTICE : LOG_INFO, "maildir_clean", "removed=%zu root=%s", n,
+	log_event(denied ? LOG_WARNING : n ? LOG_NOTICE : LOG_INFO, "maildir_clean",
+	          "removed=%zu denied=%zu root=%s", n, denied,
 	          log_quote(cfg->maildir, strlen(cfg->maildir), q, sizeof q));
 }

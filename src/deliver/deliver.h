@@ -153,6 +153,6 @@ bool deliver_maildir_path(const char *root, const struct deliver_rcpt *rcpt,
 bool deliver_spool_path_ok(const char *p);
 
 /* deliver_clean_tmp's work for one root, without logging: files removed. */
-size_t deliver_clean_tmp_count(const char *root);
+size_t deliver_clean_tmp_count(const char *root, size_t *denied);
 
 #endif
