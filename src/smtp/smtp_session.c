@@ -805,6 +805,8 @@ static bool apply_verdict(struct smtp_session *s, const struct smtp_verdict *v, 
 		if (v->code >= 400) {
 			if (refusal)
 				audit_count(s, AUDIT_REJECTIONS);
+			if (s->pending->phase == MX_PHASE_DATA) /* a message refused at its end */
+				s->srv->stats.refused++;
 			log_reject(s, mx_phase_name(s->pending->phase), v->code,
 			           v->text ? v->text : "policy");
 		}

@@ -202,6 +202,25 @@ def test_counter_labels_stay_utf8(pol_factory, tmp_path):
     assert any('name="bad\\\\xFF\\\\xFE name"' in lab for lab in names), names
 
 
+def test_a_data_phase_refusal_is_a_refused_message(pol_factory):
+    """mxsieve_messages_refused_total counts a message a data-phase script
+    refused at its end, like one the server's own checks refuse (it
+    counted only the latter)."""
+    port = free_port(v6=False)
+    srv = pol_factory(scripts={"data_phase1": 'if header :contains "subject" "spam" { reject "no"; }\n'},
+                      extra=f'Metrics_Listener {{ Listen "127.0.0.1:{port}" {{ }} }}\n')
+    with Smtp("127.0.0.1", srv.port, timeout=10) as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.test>", 250)
+        c.expect("RCPT TO:<bob@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: spam\r\n\r\nx\r\n.\r\n")
+        assert c.reply()[0] == 550
+    samples, _ = parse(scrape(port))
+    assert samples[("mxsieve_messages_refused_total", "")] == 1
+    assert samples[("mxsieve_messages_accepted_total", "")] == 0
+
+
 def test_head_gets_the_headers_and_no_content(msrv):
     """HEAD: a GET's headers, no content (RFC 9110 9.3.2). The whole text
     used to follow, and on a kept-alive connection the next response read
