@@ -8,9 +8,14 @@
  *
  * Subcommands are a table so later issues add a row, not a branch.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "conf/config.h"
@@ -77,6 +82,65 @@ static const struct {
 	{"try", policy_try_main},
 };
 
+/* A reload runs as User: every file it reads again must be readable by
+ * User, or each SIGHUP fails while `-t` (run as root by the unit's
+ * ExecReload) passes. Checked from a child that drops to User. 0 when
+ * nothing is unreadable (or there is no User, or we are not root). */
+static int check_readable_as_user(const struct mx_config *cfg)
+{
+	if (!cfg->user || geteuid() != 0)
+		return 0;
+	struct passwd *pw = getpwnam(cfg->user);
+	if (!pw)
+		return 0; /* the start says so, with its own message */
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0)
+		return 0;
+	if (pid == 0) {
+		if (setgroups(1, &pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+		    setuid(pw->pw_uid) != 0)
+			_exit(0); /* cannot check: say nothing */
+		struct reread {
+			const char *file;
+			unsigned line;
+		} files[4 + 2 * MX_PHASE_COUNT];
+		size_t n = 0;
+		files[n++] = (struct reread){cfg->path, 0};
+		if (cfg->tls_certificate)
+			files[n++] = (struct reread){cfg->tls_certificate, cfg->tls_certificate_line};
+		if (cfg->tls_key && cfg->tls_key != cfg->tls_certificate)
+			files[n++] = (struct reread){cfg->tls_key, cfg->tls_key_line};
+		if (cfg->valid_recipients)
+			files[n++] = (struct reread){cfg->valid_recipients, 0};
+		for (int ph = 0; cfg->sieve && ph < MX_PHASE_COUNT; ph++)
+			for (int k = 0; k < 2; k++)
+				if (cfg->sieve->scripts[ph][k].source)
+					files[n++] = (struct reread){cfg->sieve->scripts[ph][k].source,
+					                                 cfg->sieve->scripts[ph][k].line};
+		int bad = 0;
+		for (size_t i = 0; i < n; i++) {
+			int fd = open(files[i].file, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				close(fd);
+				continue;
+			}
+			char where[64] = "";
+			if (files[i].line)
+				snprintf(where, sizeof where, "%u:", files[i].line);
+			fprintf(stderr, "%s:%s %s: not readable by User \"%s\" (%s): every reload "
+			        "(which reads it as %s) would fail\n", cfg->path, where, files[i].file,
+			        cfg->user, strerror(errno), cfg->user);
+			bad = 1;
+		}
+		_exit(bad);
+	}
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+}
+
 static int check_config(const char *path)
 {
 	char *errs = NULL;
@@ -116,7 +180,10 @@ static int check_config(const char *path)
 		}
 		SSL_CTX_free(tls);
 	}
+	int rc = check_readable_as_user(cfg);
 	mx_config_free(cfg);
+	if (rc != 0)
+		return 1;
 	printf("%s: ok\n", path);
 	return 0;
 }

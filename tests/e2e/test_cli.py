@@ -277,3 +277,31 @@ def test_start_refusals_name_the_line(tmp_path, case):
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert want in out, f"start: want {want!r} in {out!r}"
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="needs root")
+def test_check_names_files_a_reload_as_user_cannot_read(world_tmp):
+    """With User set, a reload reads the TLS key (and the config, scripts,
+    recipients) as that user: a root-only key made every SIGHUP fail while
+    `-t`, which the systemd unit runs as root before the SIGHUP, passed.
+    `-t` now names such a file; a key the user's group may read is fine."""
+    import os
+    import grp
+    tmp_path = world_tmp
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=t"], check=True, capture_output=True, timeout=30)
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o644)
+    srv = MxServer(tmp_path, options={"User": "nobody", "TLS_Certificate": str(cert),
+                                      "TLS_Key": str(key)})
+    os.chmod(srv.conf_path, 0o644)
+    r = run("-t", "-c", str(srv.conf_path))
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert f'{key}: not readable by User "nobody" (Permission denied)' in out, out
+    os.chown(key, 0, grp.getgrnam("nogroup").gr_gid)
+    os.chmod(key, 0o640)
+    r = run("-t", "-c", str(srv.conf_path))
+    assert r.returncode == 0, r.stdout + r.stderr
