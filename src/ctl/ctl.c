@@ -26,6 +26,8 @@
 #define CTL_MAX_PENDING_OUTPUT (4u << 20)
 /* After the client's half-close, how long its last answers may take to go. */
 #define CTL_DRAIN_S 30
+/* How long `mxsieve ctl` waits for the next line of an answer. */
+#define CTL_CLIENT_TIMEOUT_S 30
 
 struct ctl_entry {
 	const char *name;
@@ -310,7 +312,22 @@ int ctl_client_main(const char *path, int argc, char **argv)
 	FILE *in;
 
 	if (argc < 1) {
-		fprintf(stderr, "usage: mxsieve ctl [-s SOCKET] COMMAND [ARGS...]\n");
+		fprintf(stderr, "usage: mxsieve ctl [-c FILE | -s SOCKET] COMMAND [ARGS...]\n");
+		return 2;
+	}
+	for (int i = 0; i < argc; i++)
+		if (strpbrk(argv[i], "\r\n")) { /* it would be a second command */
+			fprintf(stderr, "mxsieve ctl: arguments may not contain line breaks\n");
+			return 2;
+		}
+	struct stat st;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		fprintf(stderr, "mxsieve ctl: %s: socket path too long (at most %zu bytes)\n", path,
+		        sizeof sun.sun_path - 1);
+		return 2;
+	}
+	if (stat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "mxsieve ctl: %s: not a socket\n", path);
 		return 2;
 	}
 	for (int i = 0; i < argc; i++)
@@ -354,12 +371,16 @@ int ctl_client_main(const char *path, int argc, char **argv)
 		return 2;
 	}
 	free(cmd);
+	/* a server that accepts and never answers must not hang the caller */
+	struct timeval tmo = {CTL_CLIENT_TIMEOUT_S, 0};
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
 	in = fdopen(fd, "r");
 	if (!in) {
 		close(fd);
 		return 2;
 	}
 	status = 2; /* until the closing "." arrives */
+	errno = 0;
 	while (fgets(buf, sizeof buf, in)) {
 		char *p = buf;
 		if (line_start && strcmp(buf, ".\n") == 0) {
@@ -375,7 +396,9 @@ int ctl_client_main(const char *path, int argc, char **argv)
 		line_start = strchr(buf, '\n') != NULL;
 	}
 	fclose(in);
-	if (status == 2)
+	if (status == 2 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		fprintf(stderr, "mxsieve ctl: no answer within %d s\n", CTL_CLIENT_TIMEOUT_S);
+	else if (status == 2)
 		fprintf(stderr, "mxsieve ctl: connection closed before the answer ended\n");
 	return status;
 }

@@ -12,6 +12,7 @@
  */
 #include "policy/try.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <strings.h>
 
 #include "audit/audit.h"
+#include "policy/headers.h"
 #include "policy/policy.h"
 #include "policy/vctx.h"
 #include "sieve/sieve.h"
@@ -26,11 +28,6 @@
 
 #define TRY_MAX_LIST 64
 #define TRY_MAX_SPREAD 65536u
-
-struct try_header {
-	char *name;
-	char *value;
-};
 
 struct try_dns {
 	char *name;
@@ -45,8 +42,7 @@ struct try_ctx {
 	const char *mail_from;
 	const char *rcpts[TRY_MAX_LIST];
 	size_t nrcpts;
-	struct try_header headers[256];
-	size_t nheaders;
+	struct policy_headers headers; /* --message, indexed as the server does */
 	uint64_t size;
 	struct vctx conn, mess;
 	struct try_dns dns[TRY_MAX_LIST];
@@ -81,10 +77,7 @@ static const char *env_rcpt_to(void *ud, size_t i)
 static const char *env_header(void *ud, const char *name, size_t i)
 {
 	struct try_ctx *t = ud;
-	for (size_t k = 0; k < t->nheaders; k++)
-		if (strcasecmp(t->headers[k].name, name) == 0 && i-- == 0)
-			return t->headers[k].value;
-	return NULL;
+	return policy_headers_get(&t->headers, name, i);
 }
 
 static uint64_t env_size(void *ud)
@@ -228,51 +221,49 @@ static bool add_dns(struct try_ctx *t, const char *spec)
 	return false;
 }
 
-/* Headers of a message file: "Name: value" with folded lines unfolded. */
+/* A message file, as the server would see it at the end of DATA: its
+ * size, and its header section indexed by the server's rules
+ * (policy/headers.h). At most TRY_MESSAGE_MAX bytes. */
+#define TRY_MESSAGE_MAX (64u << 20)
 static bool load_message(struct try_ctx *t, const char *path)
 {
 	FILE *f = fopen(path, "rb");
-	char line[8192];
-	bool in_headers = true;
-
 	if (!f) {
 		perror(path);
 		return false;
 	}
-	while (fgets(line, sizeof line, f)) {
-		size_t len = strlen(line);
-		t->size += len;
-		if (!in_headers)
-			continue;
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = '\0';
-		if (len == 0) {
-			in_headers = false;
-			continue;
-		}
-		if ((line[0] == ' ' || line[0] == '\t') && t->nheaders) {
-			struct try_header *h = &t->headers[t->nheaders - 1];
-			size_t ol = strlen(h->value);
-			char *v = realloc(h->value, ol + len + 1);
-			if (v) {
-				memcpy(v + ol, line, len + 1);
-				h->value = v;
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	bool ok = buf != NULL;
+	while (ok) {
+		if (len == cap) {
+			char *b = cap < TRY_MESSAGE_MAX ? realloc(buf, cap * 2) : NULL;
+			if (!b) {
+				fprintf(stderr, "mxsieve try: --message %s: over %u MiB\n", path,
+				        TRY_MESSAGE_MAX >> 20);
+				ok = false;
+				break;
 			}
-			continue;
+			buf = b;
+			cap *= 2;
 		}
-		char *colon = strchr(line, ':');
-		if (!colon || t->nheaders == sizeof t->headers / sizeof t->headers[0])
-			continue;
-		*colon = '\0';
-		char *v = colon + 1;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		t->headers[t->nheaders].name = strdup(line);
-		t->headers[t->nheaders].value = strdup(v);
-		t->nheaders++;
+		size_t n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0) {
+			if (ferror(f)) { /* a directory, an I/O error */
+				fprintf(stderr, "mxsieve try: --message %s: %s\n", path, strerror(errno));
+				ok = false;
+			}
+			break;
+		}
 	}
 	fclose(f);
-	return true;
+	if (ok) {
+		t->size = len;
+		policy_headers_parse(&t->headers, buf, len);
+	}
+	free(buf);
+	return ok;
 }
 
 static const char *normal_reply(enum mx_phase phase)
@@ -363,7 +354,8 @@ static bool run_one(struct try_ctx *t, const struct sieve_script *s, unsigned *d
 	t->dns_lookups = sieve_run_dns_lookups(run);
 	terminal = r->terminal || st == SIEVE_ERROR;
 	if (r->action == SIEVE_ACT_ERROR || (st == SIEVE_ERROR && r->code == 0))
-		printf("reply: 451 4.3.0 policy error\n");
+		printf("reply: 451 4.3.0 %s\n", /* the server's words (smtp_policy) */
+		       r->text ? r->text : "Temporary policy failure, try again later");
 	else if (r->code) {
 		const char *text = r->text ? r->text : "";
 		do {
@@ -448,8 +440,24 @@ int policy_try_main(int argc, char **argv)
 		case 's': script = optarg; break;
 		case 'c': config = optarg; break;
 		case 'a': client = optarg; break;
-		case 'P': t.port = (uint16_t)atoi(optarg); break;
-		case 'l': t.pc.listener = (unsigned)atoi(optarg); break;
+		case 'P':
+		case 'l': {
+			/* the listener numbers the audit takes; a port */
+			unsigned long max = c == 'l' ? AUDIT_LISTENERS_MAX - 1 : 65535;
+			char *e;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &e, 10);
+			if (!*optarg || *e || errno || optarg[0] == '-' || v > max) {
+				fprintf(stderr, "mxsieve try: --%s \"%s\": want a number from 0 to %lu\n",
+				        c == 'l' ? "listener" : "port", optarg, max);
+				return 2;
+			}
+			if (c == 'l')
+				t.pc.listener = (unsigned)v;
+			else
+				t.port = (uint16_t)v;
+			break;
+		}
 		case 'S':
 			if (nsessions == TRY_MAX_LIST)
 				goto bad;
@@ -529,7 +537,10 @@ int policy_try_main(int argc, char **argv)
 		if (!add_sessions(t.pc.audit, sessions[i]))
 			goto out;
 	/* The session being rehearsed counts itself, as in the server. */
-	audit_live_add(t.pc.audit, &t.pc.addr, t.pc.listener);
+	if (!audit_live_add(t.pc.audit, &t.pc.addr, t.pc.listener)) {
+		fprintf(stderr, "mxsieve try: out of memory\n");
+		goto out;
+	}
 	audit_record(t.pc.audit, &t.pc.addr, AUDIT_CONNECTIONS, t.pc.now_ms);
 
 	printf("phase: %s\nclient: %s\n", mx_phase_name(phase), client);
@@ -552,10 +563,7 @@ out:
 	mx_config_free(cfg);
 	vctx_clear(&t.conn);
 	vctx_clear(&t.mess);
-	for (size_t i = 0; i < t.nheaders; i++) {
-		free(t.headers[i].name);
-		free(t.headers[i].value);
-	}
+	policy_headers_free(&t.headers);
 	for (size_t i = 0; i < t.ndns; i++) {
 		free(t.dns[i].name);
 		free(t.dns[i].answer);

@@ -31,6 +31,7 @@
 
 #include "audit/audit.h"
 #include "net/dns.h"
+#include "policy/headers.h"
 #include "policy/policy.h"
 #include "policy/vctx.h"
 #include "sieve/sieve.h"
@@ -38,13 +39,6 @@
 #include "smtp/smtp_session.h"
 #include "util/clock.h"
 #include "util/log.h"
-
-#define POLICY_MAX_HEADERS 512
-
-struct policy_header {
-	char *name;
-	char *value; /* unfolded */
-};
 
 struct policy_run {
 	struct smtp_session *s;
@@ -57,8 +51,7 @@ struct policy_run {
 	unsigned tarpit;           /* summed over slots */
 	unsigned dns_lookups;      /* made by the slots before, for max_dns_lookups */
 	struct policy_client pc;
-	struct policy_header *headers; /* parsed on first use, data phase */
-	size_t nheaders;
+	struct policy_headers headers; /* parsed on first use, data phase */
 	bool headers_parsed;
 	char scratch[1024];        /* strings handed to the engine */
 };
@@ -114,85 +107,17 @@ static const char *env_rcpt_to(void *ud, size_t i)
 	return pr->scratch;
 }
 
-/* An unfolded header value is cut here: a header folded over millions of
- * lines must not cost the loop more than one pass over it. */
-#define POLICY_HEADER_VALUE_MAX (64u << 10)
-
-/* Index the header section of the message (up to the first empty line),
- * unfolding continuation lines (RFC 5322 §2.2.3). Linear in the header
- * section: the last value's length and room are kept, and it grows by
- * doubling up to POLICY_HEADER_VALUE_MAX. */
+/* Index the header section of the message on first use (policy/headers.h:
+ * the rules `mxsieve try --message` follows too). */
 static void parse_headers(struct policy_run *pr)
 {
-	const char *data, *p, *end;
-	size_t len, vlen = 0, vcap = 0; /* of the last header's value */
+	const char *data;
+	size_t len;
 	uint64_t size;
 
 	pr->headers_parsed = true;
-	if (!smtp_session_message(pr->s, &data, &len, &size))
-		return;
-	p = data;
-	end = data + len;
-	while (p < end && pr->nheaders < POLICY_MAX_HEADERS) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *line_end = eol ? eol : end;
-		size_t n = (size_t)(line_end - p);
-		if (n && p[n - 1] == '\r')
-			n--;
-		if (n == 0)
-			break; /* end of the header section */
-		if ((*p == ' ' || *p == '\t') && pr->nheaders) {
-			struct policy_header *h = &pr->headers[pr->nheaders - 1];
-			if (vlen + n > POLICY_HEADER_VALUE_MAX)
-				n = POLICY_HEADER_VALUE_MAX - vlen;
-			if (vlen + n + 1 > vcap) {
-				size_t cap = 2 * vcap > vlen + n + 1 ? 2 * vcap : vlen + n + 1;
-				char *v = realloc(h->value, cap);
-				if (v) {
-					h->value = v;
-					vcap = cap;
-				} else {
-					n = 0;
-				}
-			}
-			memcpy(h->value + vlen, p, n);
-			vlen += n;
-			h->value[vlen] = '\0';
-		} else {
-			const char *colon = memchr(p, ':', n);
-			if (colon) {
-				if (!pr->headers) {
-					pr->headers = calloc(POLICY_MAX_HEADERS, sizeof *pr->headers);
-					if (!pr->headers)
-						return;
-				}
-				const char *v = colon + 1;
-				while (v < p + n && (*v == ' ' || *v == '\t'))
-					v++;
-				/* "Subject : x" (RFC 5322 4.5.3, obs-optional: blanks
-				 * before the colon) is the Subject field */
-				const char *ne = colon;
-				while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
-					ne--;
-				struct policy_header *h = &pr->headers[pr->nheaders];
-				h->name = strndup(p, (size_t)(ne - p));
-				vlen = (size_t)(p + n - v);
-				if (vlen > POLICY_HEADER_VALUE_MAX)
-					vlen = POLICY_HEADER_VALUE_MAX;
-				h->value = strndup(v, vlen);
-				vcap = vlen + 1;
-				if (h->name && h->value)
-					pr->nheaders++;
-				else {
-					free(h->name);
-					free(h->value);
-				}
-			}
-		}
-		if (!eol)
-			break;
-		p = eol + 1;
-	}
+	if (smtp_session_message(pr->s, &data, &len, &size))
+		policy_headers_parse(&pr->headers, data, len);
 }
 
 static const char *env_header(void *ud, const char *name, size_t i)
@@ -201,10 +126,7 @@ static const char *env_header(void *ud, const char *name, size_t i)
 
 	if (!pr->headers_parsed)
 		parse_headers(pr);
-	for (size_t k = 0; k < pr->nheaders; k++)
-		if (strcasecmp(pr->headers[k].name, name) == 0 && i-- == 0)
-			return pr->headers[k].value;
-	return NULL;
+	return policy_headers_get(&pr->headers, name, i);
 }
 
 static uint64_t env_message_size(void *ud)
@@ -363,11 +285,7 @@ static void run_free(struct policy_run *pr)
 	if (pr->query)
 		dns_cancel(pr->query);
 	sieve_run_free(pr->run);
-	for (size_t i = 0; i < pr->nheaders; i++) {
-		free(pr->headers[i].name);
-		free(pr->headers[i].value);
-	}
-	free(pr->headers);
+	policy_headers_free(&pr->headers);
 	if (st && st->run == pr)
 		st->run = NULL;
 	free(pr);

@@ -52,6 +52,21 @@ def test_answers_are_sent_after_the_clients_half_close(pol_factory):
     assert answers == 3000, answers
 
 
+def test_ctl_refuses_a_line_break_in_an_argument(pol_factory):
+    """`mxsieve ctl summary $'x\\nreload'` sent two commands, showed the
+    first answer only and exited 0, and the server reloaded."""
+    import subprocess
+    from mx import BINARY
+    srv = pol_factory(scripts={"connect_phase1": SCRIPT})
+    before = len(srv.events("reload"))
+    for args in (["summary", "x\nreload"], ["inbound_audit", "show", "ip", "127.0.0.1\rreload"]):
+        r = subprocess.run([str(BINARY), "ctl", "-s", str(srv.ctl_path), *args],
+                           capture_output=True, text=True, timeout=10 * SLOW)
+        assert r.returncode == 2 and "line breaks" in r.stderr, r
+    srv.ctl("summary")  # a round trip: anything sent before it has been read
+    assert len(srv.events("reload")) == before
+
+
 def test_show_top_stats_summary_reset(pol_factory):
     srv = pol_factory(scripts={"connect_phase1": SCRIPT}, monitors=["300,3"])
     socks = []

@@ -154,3 +154,43 @@ def test_try_limits_defaults_are_the_documented_ones(tmp_path):
     out = run_try("--phase", "connect", "--script", tmp_path / "bare.sieve")
     assert delay(out) == 60, out
     assert "limit max_dns_lookups = 4" in out, out
+
+
+def test_message_headers_are_read_as_the_server_reads_them(tmp_path):
+    """`--message` indexes headers with the server's rules (one shared
+    parser): blanks before the colon, a line longer than 8 KiB (it was
+    split, and its tail could become a field of its own), more than 256
+    fields (the server takes 512)."""
+    script = tmp_path / "h.sieve"
+    script.write_text('if header :contains "Subject" "tail" { ec_log "subject"; }\n'
+                      'if exists "X-Fake" { ec_log "fake"; }\n'
+                      'if header :is "X-Last" "yes" { ec_log "last"; }\n')
+    cases = {
+        "blanks.eml": "Subject : hello tail\r\n\r\nbody\r\n",
+        "long.eml": "Subject: " + "a" * 8185 + "X-Fake: yes tail\r\nX-Last: yes\r\n\r\nb\r\n",
+        "many.eml": "".join(f"X-H{i}: v\r\n" for i in range(300)) + "X-Last: yes\r\n\r\nb\r\n",
+    }
+    want = {"blanks.eml": {"subject"}, "long.eml": {"subject", "last"}, "many.eml": {"last"}}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        out = run_try("--phase", "data", "--script", script, "--message", tmp_path / name)
+        logs = {ln.rsplit(": ", 1)[1] for ln in out.splitlines() if ln.startswith("log: ")}
+        assert logs == want[name], (name, out)
+
+
+def test_bad_listener_port_and_message_are_refused(tmp_path):
+    script = tmp_path / "s.sieve"
+    script.write_text("keep;\n")
+    for opt, value in (("--listener", "99999"), ("--listener", "-1"), ("--listener", "abc"),
+                       ("--port", "70000")):
+        r = pol.try_run("--phase", "connect", opt, value, "--script", script)
+        assert r.returncode == 2 and "want a number from 0 to" in r.stderr, (opt, value, r)
+    r = pol.try_run("--phase", "data", "--script", script, "--message", tmp_path)
+    assert r.returncode != 0 and "Is a directory" in r.stderr, r
+
+
+def test_a_runtime_error_is_answered_with_the_servers_words(tmp_path):
+    script = tmp_path / "e.sieve"
+    script.write_text('($a) = audit_connections_on_service "garbage";\n')
+    out = run_try("--phase", "connect", "--script", script)
+    assert "reply: 451 4.3.0 Temporary policy failure, try again later" in out, out
