@@ -32,10 +32,12 @@
 static int usage(FILE *f, int code)
 {
 	fprintf(f, "usage: mxsieve [-t] [-c FILE]\n"
-	           "       mxsieve -V\n"
+	           "       mxsieve -V | -h | --help\n"
 	           "       mxsieve --compile FILE [--phase NAME]\n"
+	           "       mxsieve --sieve-eval FILE --phase NAME [fixtures...]\n"
 	           "       mxsieve ctl [-c FILE | -s SOCKET] COMMAND...\n"
-	           "       mxsieve try ...\n");
+	           "       mxsieve try --phase NAME ... (mxsieve try alone: its options)\n"
+	           "Without -c the file is examples/mxsieve.conf, relative to the current folder.\n");
 	return code;
 }
 
@@ -44,22 +46,41 @@ static int usage(FILE *f, int code)
 static int ctl_main(int argc, char **argv)
 {
 	const char *sock = NULL, *conf = DEFAULT_CONFIG;
-	int i = 1;
 	struct mx_config *cfg = NULL;
+	int opt;
 
-	for (; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "-s") == 0)
-			sock = argv[i + 1];
-		else if (strcmp(argv[i], "-c") == 0)
-			conf = argv[i + 1];
-		else
-			break;
+	/* options stop at the first command word ("+"): `ctl inbound_audit
+	 * top 10 -c` is a command; a lone `-s` or an unknown `-x` is bad usage,
+	 * not a command for the server */
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		printf("usage: mxsieve ctl [-c FILE | -s SOCKET] COMMAND [ARGS...]\n");
+		return 0;
+	}
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt(argc, argv, "+c:s:h")) != -1) {
+		switch (opt) {
+		case 's': sock = optarg; break;
+		case 'c': conf = optarg; break;
+		case 'h':
+			printf("usage: mxsieve ctl [-c FILE | -s SOCKET] COMMAND [ARGS...]\n");
+			return 0;
+		default:
+			fprintf(stderr, "mxsieve ctl: %s -%c\nusage: mxsieve ctl [-c FILE | -s SOCKET] "
+			        "COMMAND [ARGS...]\n", optopt == 'c' || optopt == 's' ?
+			        "missing the value of" : "unknown option", optopt);
+			return 2;
+		}
 	}
 	if (!sock) {
 		char *errs = NULL;
 		cfg = mx_config_load(conf, &errs);
 		if (!cfg || !cfg->control_path) {
-			fprintf(stderr, "%s", errs ? errs : "mxsieve ctl: no Control_Listener configured\n");
+			if (errs)
+				fprintf(stderr, "%smxsieve ctl: give the server's file (-c FILE) or its "
+				        "console socket (-s SOCKET)\n", errs);
+			else
+				fprintf(stderr, "mxsieve ctl: %s: no Control_Listener configured\n", conf);
 			free(errs);
 			mx_config_free(cfg);
 			return 2;
@@ -67,7 +88,7 @@ static int ctl_main(int argc, char **argv)
 		free(errs);
 		sock = cfg->control_path;
 	}
-	int rc = ctl_client_main(sock, argc - i, argv + i);
+	int rc = ctl_client_main(sock, argc - optind, argv + optind);
 	mx_config_free(cfg);
 	return rc;
 }
@@ -203,6 +224,8 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (argc > 1 && strcmp(argv[1], "--help") == 0)
+		return usage(stdout, 0);
 	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
 		switch (opt) {
 		case 'c':

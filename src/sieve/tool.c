@@ -8,6 +8,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,6 +470,7 @@ char *sieve_fixture_eval(struct sieve_fixture *fx, const char *path, const char 
 
 /* ---- command line ---- */
 
+/* The whole file (at most 64 MiB), or NULL with errno set. */
 static char *read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
@@ -478,8 +480,15 @@ static char *read_file(const char *path, size_t *len)
 	char *buf = malloc(cap);
 	while (buf) {
 		n += fread(buf + n, 1, cap - n, f);
-		if (n < cap)
+		if (n < cap) {
+			if (ferror(f)) { /* a directory, an I/O error */
+				int e = errno;
+				free(buf);
+				buf = NULL;
+				errno = e;
+			}
 			break;
+		}
 		char *nb = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
 		if (!nb) {
 			free(buf);
@@ -505,18 +514,18 @@ int sieve_tool_compile_main(int argc, char **argv)
 			if (!sieve_phase_parse(argv[++i], &phase)) {
 				fprintf(stderr, "unknown phase \"%s\" (connect ehlo mailfrom rcptto data)\n",
 				        argv[i]);
-				return 1;
+				return 2;
 			}
 		} else if (!file && argv[i][0] != '-') {
 			file = argv[i];
 		} else {
 			fprintf(stderr, "usage: %s --compile FILE [--phase NAME]\n", argv[0]);
-			return 1;
+			return 2;
 		}
 	}
 	if (!file) {
 		fprintf(stderr, "usage: %s --compile FILE [--phase NAME]\n", argv[0]);
-		return 1;
+		return 2;
 	}
 	struct sieve_diags d = {0};
 	struct sieve_script *s = sieve_compile_file(file, phase, NULL, &d);
@@ -551,13 +560,18 @@ int sieve_tool_eval_main(int argc, char **argv)
 			fprintf(stderr, "usage: %s --sieve-eval FILE [--phase P] [--KEY VALUE]...\n",
 			        argv[0]);
 			sieve_fixture_free(fx);
-			return 1;
+			return 2;
 		}
 	}
+	if (!file) {
+		fprintf(stderr, "usage: %s --sieve-eval FILE [--phase P] [--KEY VALUE]...\n", argv[0]);
+		sieve_fixture_free(fx);
+		return 2;
+	}
 	size_t len = 0;
-	char *src = file ? read_file(file, &len) : NULL;
+	char *src = read_file(file, &len);
 	if (!src) {
-		fprintf(stderr, "cannot read %s\n", file ? file : "(no file)");
+		fprintf(stderr, "%s: cannot read: %s\n", file, strerror(errno));
 		sieve_fixture_free(fx);
 		return 1;
 	}
