@@ -154,6 +154,17 @@ static void ctl_conn_free(struct ctl_conn *cc)
 	free(cc);
 }
 
+static void ctl_conn_drained(struct bufferevent *bev, void *arg);
+static void ctl_conn_event(struct bufferevent *bev, short what, void *arg);
+
+/* The rest of a line that was too long: read and dropped (closing with it
+ * unread would reset the connection under the answer). */
+static void ctl_conn_discard(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
 static void ctl_conn_read(struct bufferevent *bev, void *arg)
 {
 	struct ctl_conn *cc = arg;
@@ -174,8 +185,15 @@ static void ctl_conn_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 	}
-	if (evbuffer_get_length(in) > CTL_MAX_LINE)
-		ctl_conn_free(cc);
+	if (evbuffer_get_length(in) > CTL_MAX_LINE) {
+		/* a line that never ends within the limit: say so, then close
+		 * once the answer has gone (its rest is not read) */
+		ctl_write_answer(out, "error: line too long\n");
+		evbuffer_drain(in, evbuffer_get_length(in));
+		struct timeval drain = {CTL_DRAIN_S, 0};
+		bufferevent_setcb(bev, ctl_conn_discard, ctl_conn_drained, ctl_conn_event, cc);
+		bufferevent_set_timeouts(bev, &drain, &drain);
+	}
 }
 
 /* Output drained after the client's half-close: done. */

@@ -67,6 +67,33 @@ def test_ctl_refuses_a_line_break_in_an_argument(pol_factory):
     assert len(srv.events("reload")) == before
 
 
+def test_a_line_over_the_limit_gets_an_answer(pol_factory):
+    """A command line longer than 4,096 bytes, its end not sent yet: the
+    console answers "error: line too long" before it closes (it closed
+    without a word, and `mxsieve ctl` said "connection closed")."""
+    import socket
+    import subprocess
+    from mx import BINARY
+    srv = pol_factory(scripts={"connect_phase1": SCRIPT})
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10 * SLOW)
+    try:
+        s.connect(str(srv.ctl_path))
+        s.sendall(b"inbound_audit show ip " + b"1" * 10000)
+        got = bytearray()
+        while not got.endswith(b"\n.\n"):
+            chunk = s.recv(4096)
+            assert chunk, got
+            got += chunk
+        assert got == b"error: line too long\n.\n", got
+    finally:
+        s.close()
+    r = subprocess.run([str(BINARY), "ctl", "-s", str(srv.ctl_path), "inbound_audit", "show",
+                        "ip", "1" * 10000], capture_output=True, text=True, timeout=10 * SLOW)
+    assert r.returncode == 1 and r.stdout == "error: line too long\n", r
+    srv.ctl("summary")  # and the console goes on
+
+
 def test_show_top_stats_summary_reset(pol_factory):
     srv = pol_factory(scripts={"connect_phase1": SCRIPT}, monitors=["300,3"])
     socks = []
