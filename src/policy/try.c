@@ -203,7 +203,11 @@ static bool add_dns(struct try_ctx *t, const char *spec)
 	const char *slash = strchr(spec, '/');
 	const char *eq = slash ? strchr(slash, '=') : NULL;
 
-	if (!slash || !eq || t->ndns == TRY_MAX_LIST) {
+	if (t->ndns == TRY_MAX_LIST) {
+		fprintf(stderr, "mxsieve try: at most %d --dns answers\n", TRY_MAX_LIST);
+		return false;
+	}
+	if (!slash || !eq) {
 		fprintf(stderr, "mxsieve try: --dns wants NAME/TYPE=ANSWER, not \"%s\"\n", spec);
 		return false;
 	}
@@ -396,8 +400,13 @@ static bool kv_option(struct vctx *v, const char *spec)
 	char err[128], key[VCTX_MAX_KEY + 1];
 	const char *eq = strchr(spec, '=');
 
-	if (!eq || (size_t)(eq - spec) > VCTX_MAX_KEY) {
-		fprintf(stderr, "mxsieve try: wants KEY=VALUE, not \"%s\"\n", spec);
+	if (!eq || eq == spec) {
+		fprintf(stderr, "mxsieve try: --vctx-conn wants KEY=VALUE, not \"%s\"\n", spec);
+		return false;
+	}
+	if ((size_t)(eq - spec) > VCTX_MAX_KEY) {
+		fprintf(stderr, "mxsieve try: --vctx-conn: a key of at most %d bytes, not \"%.*s\"\n",
+		        VCTX_MAX_KEY, (int)(eq - spec), spec);
 		return false;
 	}
 	memcpy(key, spec, (size_t)(eq - spec));
@@ -459,15 +468,19 @@ int policy_try_main(int argc, char **argv)
 			break;
 		}
 		case 'S':
-			if (nsessions == TRY_MAX_LIST)
-				goto bad;
+			if (nsessions == TRY_MAX_LIST) {
+				fprintf(stderr, "mxsieve try: at most %d --sessions\n", TRY_MAX_LIST);
+				return 2;
+			}
 			sessions[nsessions++] = optarg;
 			break;
 		case 'h': t.helo = optarg; break;
 		case 'f': t.mail_from = optarg; break;
 		case 'r':
-			if (t.nrcpts == TRY_MAX_LIST)
-				goto bad;
+			if (t.nrcpts == TRY_MAX_LIST) {
+				fprintf(stderr, "mxsieve try: at most %d --rcpt\n", TRY_MAX_LIST);
+				return 2;
+			}
 			t.rcpts[t.nrcpts++] = optarg;
 			break;
 		case 'm':

@@ -138,8 +138,11 @@ bool sieve_fixture_set(struct sieve_fixture *fx, const char *key, const char *va
 	} else if (strcmp(key, "header") == 0) {
 		ok = kv_put(fx->headers, &fx->nheaders, value, ':', false);
 	} else if (strcmp(key, "size") == 0) {
-		fx->size = strtoull(value, NULL, 10);
+		char *e;
+		errno = 0;
+		fx->size = strtoull(value, &e, 10);
 		fx->have_size = true;
+		ok = value[0] >= '0' && value[0] <= '9' && *e == '\0' && errno == 0;
 	} else if (strcmp(key, "audit") == 0) {
 		ok = kv_put(fx->audit, &fx->naudit, value, '=', true);
 	} else if (strcmp(key, "audit-listener") == 0) {

@@ -194,3 +194,24 @@ def test_a_runtime_error_is_answered_with_the_servers_words(tmp_path):
     script.write_text('($a) = audit_connections_on_service "garbage";\n')
     out = run_try("--phase", "connect", "--script", script)
     assert "reply: 451 4.3.0 Temporary policy failure, try again later" in out, out
+
+
+def test_fixture_limits_and_values_are_named(tmp_path):
+    """Each fixture limit has its own message (the 65th --dns was told its
+    syntax was wrong; the 65th --sessions got the bare usage); an empty
+    --vctx-conn key is refused; --sieve-eval --size takes a number only."""
+    script = tmp_path / "s.sieve"
+    script.write_text("keep;\n")
+    dns = [a for i in range(65) for a in ("--dns", f"h{i}/A=192.0.2.1")]
+    r = pol.try_run("--phase", "connect", "--script", script, *dns)
+    assert r.returncode != 0 and "at most 64 --dns answers" in r.stderr, r
+    sess = [a for i in range(65) for a in ("--sessions", f"192.0.2.{i}=1")]
+    r = pol.try_run("--phase", "connect", "--script", script, *sess)
+    assert r.returncode == 2 and "at most 64 --sessions" in r.stderr, r
+    r = pol.try_run("--phase", "ehlo", "--script", script, "--vctx-conn", "=v")
+    assert r.returncode != 0 and "wants KEY=VALUE" in r.stderr, r
+    import subprocess
+    from mx import BINARY
+    r = subprocess.run([str(BINARY), "--sieve-eval", str(script), "--phase", "data",
+                        "--size", "abc"], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and 'bad fixture value for size: "abc"' in r.stderr, r
