@@ -726,6 +726,14 @@ static void log_reject(struct smtp_session *s, const char *phase, unsigned code,
 	          log_quote(why, strlen(why), q, sizeof q));
 }
 
+/* A message or recipient the server itself refused, not for the client's
+ * error (no Max_Errors count): a rejection for the audit, and its log line. */
+static void refused(struct smtp_session *s, const char *phase, unsigned code, const char *why)
+{
+	audit_count(s, AUDIT_REJECTIONS);
+	log_reject(s, phase, code, why);
+}
+
 /* Send a verdict's reply: each line gets the code (multi-line with '-'). */
 static void reply_verdict(struct smtp_session *s, const struct smtp_verdict *v)
 {
@@ -1174,15 +1182,14 @@ static void deliver_done(struct deliver_job *job, void *arg)
 		break;
 	case DELIVER_TEMPFAIL:
 		s->srv->stats.refused++;
-		audit_count(s, AUDIT_REJECTIONS);
 		if (job->no_space) {
 			s->srv->stats.storage_refused++;
 			reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
-			log_reject(s, "deliver", 452, job->detail);
+			refused(s, "deliver", 452, job->detail);
 			break;
 		}
 		reply(s, "451 4.3.0 Error: could not store the message, try again later");
-		log_reject(s, "deliver", 451, job->detail);
+		refused(s, "deliver", 451, job->detail);
 		break;
 	default:
 		if (job->no_smtputf8)
@@ -1191,8 +1198,7 @@ static void deliver_done(struct deliver_job *job, void *arg)
 		else
 			reply(s, "554 5.0.0 Error: message refused by the delivery target");
 		s->srv->stats.refused++;
-		audit_count(s, AUDIT_REJECTIONS);
-		log_reject(s, "deliver", 554, job->detail);
+		refused(s, "deliver", 554, job->detail);
 		break;
 	}
 	deliver_job_free(job);
@@ -1220,8 +1226,7 @@ static void deliver_message(struct smtp_session *s)
 
 	if (!s->srv->deliver || !(job = calloc(1, sizeof *job))) {
 		reply(s, "451 4.3.0 Error: delivery unavailable, try again later");
-		audit_count(s, AUDIT_REJECTIONS);
-		log_reject(s, "deliver", 451, "no delivery");
+		refused(s, "deliver", 451, "no delivery");
 		tx_end(s);
 		enter_state(s, SMTP_STATE_READY);
 		if (!s->in_process)
@@ -1473,8 +1478,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	}
 	if (s->limits->max_receptions && s->nmsgs >= s->limits->max_receptions) {
 		reply(s, "421 4.7.0 %s Error: too many messages in this connection", hostname(s));
-		audit_count(s, AUDIT_REJECTIONS);
-		log_reject(s, "mailfrom", 421, "Max_Receptions_Per_Connection");
+		refused(s, "mailfrom", 421, "Max_Receptions_Per_Connection");
 		session_close(s);
 		return;
 	}
@@ -1523,22 +1527,20 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	if (s->srv->deliver && !deliver_has_room(s->srv->deliver, declared, CFG(s)->min_free_space)) {
 		/* not the client's error: no Max_Errors count */
 		s->srv->stats.storage_refused++;
-		log_reject(s, "mailfrom", 452, "insufficient storage");
+		refused(s, "mailfrom", 452, "insufficient storage");
 		reply(s, "452 4.3.1 Error: insufficient system storage, try again later");
-		audit_count(s, AUDIT_REJECTIONS);
 		return;
 	}
 	if (s->srv->deliver && deliver_next_hop_down(s->srv->deliver)) {
 		/* not the client's error either: the data would only get a 451 */
 		s->srv->stats.next_hop_refused++;
-		log_reject(s, "mailfrom", 451, "next hop down");
+		refused(s, "mailfrom", 451, "next hop down");
 		reply(s, "451 4.4.1 Error: next hop not reachable, try again later");
-		audit_count(s, AUDIT_REJECTIONS);
 		return;
 	}
 	if (!pending_new(s, MX_PHASE_MAILFROM)) {
 		reply(s, "451 4.3.0 Out of memory");
-		audit_count(s, AUDIT_REJECTIONS);
+		refused(s, "mailfrom", 451, "out of memory");
 		return;
 	}
 	char local[2 * SMTP_LOCAL_MAX + 3];
