@@ -457,6 +457,13 @@ class SlowUpstream(threading.Thread):
         self._halt = threading.Event()
         self._due = []  # (time, reply, addr)
 
+    def wait_query(self, name, timeout=4.0):
+        """Wait until a query for `name` has arrived (asserted)."""
+        deadline = time.monotonic() + timeout * SLOW
+        while not any(n == name for _, n in self.queries):
+            assert time.monotonic() < deadline, f"no query for {name}: {self.queries}"
+            time.sleep(0.02)
+
     def run(self):
         end = time.monotonic() + self.lifetime
         try:

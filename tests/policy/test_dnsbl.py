@@ -72,11 +72,7 @@ def test_other_sessions_are_served_while_a_lookup_is_pending(dns_world):
         slow.send("EHLO delay.slow.test\r\n")
         t0 = time.monotonic()
         # wait until the lookup really reached the slow upstream
-        for _ in range(100):
-            if any(n == "delay.slow.test" for _, n in up.queries):
-                break
-            time.sleep(0.02)
-        assert any(n == "delay.slow.test" for _, n in up.queries), up.queries
+        up.wait_query("delay.slow.test")
         # another session: banner (its own DNSBL lookup), EHLO, MAIL, all at once
         t1 = time.monotonic()
         with Smtp("127.0.0.1", srv.port, source="127.0.0.4", timeout=10) as other:
@@ -145,11 +141,7 @@ def test_reload_to_another_dns_server(dns_world, procs, tmp_path):
     with Smtp("127.0.0.1", srv.port, source="127.0.0.6", timeout=10) as waiting:
         assert waiting.banner[0] == 220
         waiting.send("EHLO delay.slow.test\r\n")
-        for _ in range(100):
-            if any(n == "delay.slow.test" for _, n in up.queries):
-                break
-            time.sleep(0.02)
-        assert any(n == "delay.slow.test" for _, n in up.queries), up.queries
+        up.wait_query("delay.slow.test")
         r = srv.reconfigure(options={"DNS_Server": f"127.0.0.1:{port2}"})
         assert r.strip() == "reloaded", r
         # the new server lists 127.0.0.3 and not 127.0.0.2
@@ -217,11 +209,7 @@ def test_reload_while_a_two_lookup_script_waits(pol_factory, procs, tmp_path, ch
                           options={"DNS_Server": f"127.0.0.1:{port}"},
                           sieve_opts={"dns_timeout": 5})
         with Smtp("127.0.0.1", srv.port, banner=False, source="127.0.0.2", timeout=15) as c:
-            for _ in range(200):
-                if any(n == "2.0.0.127.bl.slow.test" for _, n in up.queries):
-                    break
-                time.sleep(0.02)
-            assert any(n == "2.0.0.127.bl.slow.test" for _, n in up.queries), up.queries
+            up.wait_query("2.0.0.127.bl.slow.test")
             t0 = time.monotonic()
             if change == "dns_timeout":
                 srv.sieve_opts["dns_timeout"] = 6

@@ -262,17 +262,14 @@ def test_a_connection_flood_holds_few_descriptors_and_scrapes_go_on(msrv):
     """evhttp has no connection cap: the endpoint takes at most 20 new
     connections a second and leaves the rest in the kernel's backlog, so 80
     silent connections cost the server 20-40 descriptors, not 150."""
-    def fds():
-        return fd_count(msrv.proc.pid)
-
-    base = fds()
+    base = fd_count(msrv.proc.pid)
     socks = []
     try:
         for _ in range(80):
             socks.append(socket.create_connection(("127.0.0.1", msrv.metrics_port), timeout=5))
         time.sleep(0.3)
         # 20 a window of one second; the 80 connections may straddle two
-        held = fds() - base
+        held = fd_count(msrv.proc.pid) - base
         assert 15 <= held <= 45, f"{held} descriptors for 80 connections in under a second"
         # the SMTP side is untouched meanwhile
         with Smtp("127.0.0.1", msrv.port, timeout=10) as c:
@@ -317,10 +314,7 @@ def test_a_slow_drip_client_is_cut_at_the_deadline(msrv):
 def test_metrics_connections_are_capped(msrv):
     """At most 64 connections at once: past that the listener waits for one
     to close (the kernel's backlog holds the others), whatever the rate."""
-    def fds():
-        return fd_count(msrv.proc.pid)
-
-    base = fds()
+    base = fd_count(msrv.proc.pid)
     socks = []
     try:
         # 18 a second stays under the accept rate; 90 in 5 s would all be
@@ -332,7 +326,7 @@ def test_metrics_connections_are_capped(msrv):
                                                       timeout=5))
             time.sleep(max(0.0, 1.05 - (time.monotonic() - t)))
         time.sleep(0.3)
-        held = fds() - base
+        held = fd_count(msrv.proc.pid) - base
         assert 50 <= held <= 66, f"{held} descriptors for 90 connections"
     finally:
         for s in socks:
