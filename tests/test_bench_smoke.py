@@ -59,6 +59,14 @@ def test_bench_smoke(tmp_path):
         for peer in peers:
             runs = res["throughput"][mode].get(peer)
             assert runs and all(is_number(x) for x in runs), f"throughput ({mode}) {peer}: {runs}"
+    # the reference rows (what storing costs): a number in both modes, and
+    # smtp-sink -d wrote a file per message (an error names it otherwise)
+    assert "What storing costs" in r.stdout, report
+    for mode in ("a", "b"):
+        for ref in ("mxsieve, stores nothing", "mxsieve, Fsync = false", "smtp-sink -d"):
+            runs = res["throughput"][mode].get(ref)
+            assert runs and all(is_number(x) for x in runs), f"throughput ({mode}) {ref}: {runs}"
+    assert not [e for e in res["errors"] if e.startswith("smtp-sink")], res["errors"]
     for peer in peers:
         lat = res["latency"].get(peer)
         assert lat and is_number(lat["p50_ms"]) and is_number(lat["p99_ms"]), f"{peer}: {lat}"
