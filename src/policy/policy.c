@@ -388,3 +388,31 @@ bool policy_series_add(const struct policy_client *pc, const char *name, unsigne
 	return audit_series_add(pc->audit, name, window, count, &pc->addr, amount,
 	                        pc->now_ms, err, errlen);
 }
+
+void policy_reply_lines(unsigned code, const char *status, const char *text,
+                        void (*emit)(void *arg, unsigned code, char sep, const char *status,
+                                     const char *line, int len),
+                        void *arg)
+{
+	char st[16];
+	if (status == NULL || !status[0]) {
+		snprintf(st, sizeof st, "%u.%s", code / 100, code >= 400 ? "7.1" : "0.0");
+		status = st;
+	}
+	if (text == NULL)
+		text = "";
+	size_t tl = strlen(text);
+	while (tl > 0 && (text[tl - 1] == '\n' || text[tl - 1] == '\r'))
+		tl--;
+	for (;;) {
+		const char *nl = memchr(text, '\n', tl);
+		int n = nl ? (int)(nl - text) : (int)tl;
+		if (n > 0 && text[n - 1] == '\r')
+			n--;
+		emit(arg, code, nl ? '-' : ' ', status, text, n);
+		if (!nl)
+			break;
+		tl -= (size_t)(nl + 1 - text);
+		text = nl + 1;
+	}
+}

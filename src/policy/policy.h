@@ -83,4 +83,15 @@ bool policy_series_sum(const struct policy_client *pc, const char *name, unsigne
 bool policy_series_add(const struct policy_client *pc, const char *name, unsigned window,
                        unsigned count, uint64_t amount, char *err, size_t errlen);
 
+/* A script's reply as SMTP reply lines, the way the server sends it and
+ * `mxsieve try` prints it: emit() once per line with the code, '-' for
+ * every line but the last and ' ' for the last, the enhanced status
+ * (X.7.1 for a 4xx/5xx without one, X.0.0 otherwise) and the line's text
+ * (len bytes, without its line end). The text's trailing line ends close
+ * the reply (they open no empty line); a CR before a LF is dropped. */
+void policy_reply_lines(unsigned code, const char *status, const char *text,
+                        void (*emit)(void *arg, unsigned code, char sep, const char *status,
+                                     const char *line, int len),
+                        void *arg);
+
 #endif

@@ -270,6 +270,13 @@ static bool load_message(struct try_ctx *t, const char *path)
 	return ok;
 }
 
+static void print_reply_line(void *arg, unsigned code, char sep, const char *status,
+                             const char *line, int len)
+{
+	(void)arg;
+	printf("reply: %u%c%s %.*s\n", code, sep, status, len, line);
+}
+
 static const char *normal_reply(enum mx_phase phase)
 {
 	switch (phase) {
@@ -360,16 +367,9 @@ static bool run_one(struct try_ctx *t, const struct sieve_script *s, unsigned *d
 	if (r->action == SIEVE_ACT_ERROR || (st == SIEVE_ERROR && r->code == 0))
 		printf("reply: 451 4.3.0 %s\n", /* the server's words (smtp_policy) */
 		       r->text ? r->text : "Temporary policy failure, try again later");
-	else if (r->code) {
-		const char *text = r->text ? r->text : "";
-		do {
-			const char *nl = strchr(text, '\n');
-			int len = nl ? (int)(nl - text) : (int)strlen(text);
-			printf("reply: %u%s%s %.*s\n", r->code, r->enhanced[0] ? " " : "",
-			       r->enhanced, len, text);
-			text = nl ? nl + 1 : NULL;
-		} while (text && *text);
-	} else if (terminal) {
+	else if (r->code)
+		policy_reply_lines(r->code, r->enhanced, r->text, print_reply_line, NULL);
+	else if (terminal) {
 		printf("reply: %s%s\n", normal_reply(phase),
 		       r->discard ? " (message discarded)" : "");
 	}

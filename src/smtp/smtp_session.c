@@ -734,34 +734,16 @@ static void refused(struct smtp_session *s, const char *phase, unsigned code, co
 	log_reject(s, phase, code, why);
 }
 
+static void reply_line(void *arg, unsigned code, char sep, const char *status, const char *line,
+                       int len)
+{
+	reply(arg, "%u%c%s %.*s", code, sep, status, len, line);
+}
+
 /* Send a verdict's reply: each line gets the code (multi-line with '-'). */
 static void reply_verdict(struct smtp_session *s, const struct smtp_verdict *v)
 {
-	const char *status = v->status;
-	const char *text = v->text ? v->text : "";
-	char st[16];
-
-	if (!status[0]) {
-		snprintf(st, sizeof st, "%u.%s", v->code / 100,
-		         v->code >= 400 ? "7.1" : "0.0");
-		status = st;
-	}
-	/* A text ends with the newline of its last line (a Sieve "text:"
-	 * string always does): that ends the reply, it opens no empty line. */
-	size_t tl = strlen(text);
-	while (tl > 0 && (text[tl - 1] == '\n' || text[tl - 1] == '\r'))
-		tl--;
-	for (;;) {
-		const char *nl = memchr(text, '\n', tl);
-		int n = nl ? (int)(nl - text) : (int)tl;
-		if (n > 0 && text[n - 1] == '\r')
-			n--;
-		reply(s, "%u%c%s %.*s", v->code, nl ? '-' : ' ', status, n, text);
-		if (!nl)
-			break;
-		tl -= (size_t)(nl + 1 - text);
-		text = nl + 1;
-	}
+	policy_reply_lines(v->code, v->status, v->text, reply_line, s);
 }
 
 /* ------------------------------------------------------------------ */

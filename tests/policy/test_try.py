@@ -215,3 +215,14 @@ def test_fixture_limits_and_values_are_named(tmp_path):
     r = subprocess.run([str(BINARY), "--sieve-eval", str(script), "--phase", "data",
                         "--size", "abc"], capture_output=True, text=True, timeout=20)
     assert r.returncode == 1 and 'bad fixture value for size: "abc"' in r.stderr, r
+
+
+def test_multiline_reply_is_printed_as_the_server_sends_it(tmp_path):
+    """The server's shape (test_phases.py): every line gets the code, '-' on
+    all but the last, and the enhanced status; the text's last newline
+    opens no empty line."""
+    script = tmp_path / "m.sieve"
+    script.write_text('ec_action 550 text:\n5.7.1 first line\nsecond line\n.\n;\n')
+    out = run_try("--phase", "rcptto", "--script", script)
+    lines = [ln for ln in out.splitlines() if ln.startswith("reply: ")]
+    assert lines == ["reply: 550-5.7.1 first line", "reply: 550 5.7.1 second line"], out
