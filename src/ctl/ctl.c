@@ -91,7 +91,7 @@ static char *ctl_help(struct ctl *c)
 
 	if (!out)
 		return NULL;
-	out[0] = '\0';
+	len = (size_t)snprintf(out, cap, "help: this list\n");
 	for (int i = 0; i < c->nentries; i++) {
 		size_t need = strlen(c->entries[i].help) + 2;
 		if (len + need + 1 > cap) {

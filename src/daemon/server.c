@@ -396,8 +396,9 @@ static char *ctl_reload(void *arg, int argc, char **argv)
 {
 	struct mx_server *srv = arg;
 	char *errors = NULL, note[256], ok[320];
-	(void)argc;
-	(void)argv;
+	/* "reload", or "sieve reload" (ctl_sieve checked its words) */
+	if (argc > 1 && strcasecmp(argv[0], "reload") == 0)
+		return ctl_error("usage: reload (no arguments)");
 	/* As for SIGHUP: a reload would bind the listeners the shutdown closed. */
 	if (srv->stopping)
 		return ctl_error("shutting down: reload refused");
@@ -461,9 +462,10 @@ static char *ctl_summary(void *arg, int argc, char **argv)
 	struct mx_server *srv = arg;
 	const struct smtp_stats *st = &srv->smtp.stats;
 	struct audit_stats as = {0};
-	char *out = malloc(2048);
-	(void)argc;
 	(void)argv;
+	if (argc > 1)
+		return ctl_error("usage: summary (no arguments)");
+	char *out = malloc(2048);
 	if (srv->smtp.audit)
 		audit_get_stats(srv->smtp.audit, &as);
 	if (out)
@@ -588,14 +590,19 @@ int mx_server_start(struct mx_server *srv, const char *config_path)
 			fprintf(stderr, "%s\n", msg);
 			return -1;
 		}
-		ctl_register(srv->ctl, "reload", "reload the configuration", ctl_reload, srv);
+		/* help lines: the words, a colon, what they do */
+		ctl_register(srv->ctl, "reload", "reload: read the configuration again (as SIGHUP)",
+		             ctl_reload, srv);
 		ctl_register(srv->ctl, "summary", "summary: sessions open, tarpitted now, counters",
 		             ctl_summary, srv);
 		ctl_register(srv->ctl, "inbound_audit",
-		             "inbound_audit show ip ADDR[/N] | inbound_audit top N [/MASK]", ctl_audit,
-		             srv);
-		ctl_register(srv->ctl, "sieve", "sieve stats | sieve reset | sieve reload", ctl_sieve,
-		             srv);
+		             "inbound_audit show ip ADDR[/N] | inbound_audit top N [/MASK]: one "
+		             "address or block, or the N busiest blocks",
+		             ctl_audit, srv);
+		ctl_register(srv->ctl, "sieve",
+		             "sieve stats | sieve reset | sieve reload: the action counters, zero "
+		             "them, compile the scripts again",
+		             ctl_sieve, srv);
 	}
 	if (cfg->metrics_address) {
 		char host[256];

@@ -67,6 +67,25 @@ def test_ctl_refuses_a_line_break_in_an_argument(pol_factory):
     assert len(srv.events("reload")) == before
 
 
+def test_help_and_words_the_commands_do_not_take(pol_factory):
+    """`help` lists every command in one shape (its words, a colon, what it
+    does; the first line was plain prose), and `reload now` or `summary x`
+    are refused instead of being run with the extra words ignored."""
+    srv = pol_factory(scripts={"connect_phase1": SCRIPT})
+    lines = srv.ctl("help").splitlines()
+    assert [ln.split(":", 1)[0].split()[0] for ln in lines] == [
+        "help", "reload", "summary", "inbound_audit", "sieve"], lines
+    assert all(":" in ln and ln.split(":", 1)[1].strip() for ln in lines), lines
+    before = len(srv.events("reload"))
+    for words, usage in ((["reload", "now"], "usage: reload (no arguments)"),
+                         (["summary", "x"], "usage: summary (no arguments)")):
+        r = srv.ctl(*words, check=False)
+        assert r.returncode == 1 and r.stdout.strip() == f"error: {usage}", r
+    assert "reloaded" in srv.ctl("sieve", "reload")
+    assert "reloaded" in srv.ctl("reload")
+    assert len(srv.events("reload")) == before + 2
+
+
 def test_a_line_over_the_limit_gets_an_answer(pol_factory):
     """A command line longer than 4,096 bytes, its end not sent yet: the
     console answers "error: line too long" before it closes (it closed
