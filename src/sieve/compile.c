@@ -96,7 +96,9 @@ void sieve_error(struct sieve_compiler *c, unsigned line, unsigned col, const ch
 	va_end(ap);
 	size_t n = strlen(c->path) + strlen(msg) + 48;
 	char *out = malloc(n);
-	if (out)
+	if (out && line == 0) /* the file as a whole (cannot open it): no position */
+		snprintf(out, n, "%s: %s", c->path, msg);
+	else if (out)
 		snprintf(out, n, "%s:%u:%u: %s", c->path, line, col, msg);
 	diag_add(c->diags, out);
 }
@@ -303,11 +305,11 @@ struct sieve_script *sieve_compile_file(const char *path, enum mx_phase phase,
 		buf = nb;
 		cap *= 2;
 	}
-	bool rerr = ferror(f);
+	int rerr = ferror(f) ? errno : buf ? 0 : ENOMEM;
 	fclose(f);
-	if (!buf || rerr) {
+	if (rerr) {
 		free(buf);
-		sieve_error(&c, 0, 0, "cannot read the file");
+		sieve_error(&c, 0, 0, "cannot read: %s", strerror(rerr));
 		return NULL;
 	}
 	struct sieve_script *s = sieve_compile(path, buf, n, phase, limits, diags);

@@ -332,3 +332,16 @@ def test_usage_errors_exit_2_and_help_exits_0(tmp_path):
         assert r.returncode == 0 and "usage: mxsieve" in r.stdout, (args, r)
     r = run("--sieve-eval", str(tmp_path), "--phase", "connect")
     assert r.returncode == 1 and "Is a directory" in r.stderr, r
+
+
+def test_compile_a_file_it_cannot_read_names_the_file_without_a_position(tmp_path):
+    """`--compile /nonexistent` said `/nonexistent:0:0: cannot open`: a line and
+    column of 0 that no editor can jump to; a directory got "cannot read the
+    file" without the reason. Now as the configuration's own errors: FILE: what."""
+    missing = tmp_path / "nosuch.sieve"
+    r = run("--compile", str(missing))
+    assert r.returncode == 1, r
+    # --compile reports on stdout, as for a script with errors
+    assert r.stdout.strip() == f"{missing}: cannot open: No such file or directory", r
+    r = run("--compile", str(tmp_path))
+    assert r.returncode == 1 and r.stdout.strip() == f"{tmp_path}: cannot read: Is a directory", r
