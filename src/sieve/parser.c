@@ -27,6 +27,7 @@ struct parser {
 	struct sieve_lexer lx;
 	struct sieve_token cur;
 	unsigned end_line, end_col; /* just after the last token consumed */
+	unsigned arg_line, arg_col; /* just after the token before the last argument */
 	unsigned depth;
 	bool oom;
 };
@@ -294,11 +295,14 @@ static bool parse_arguments(struct parser *p, struct sieve_node *n)
 	struct vec args = {0}, tests = {0};
 	for (;;) {
 		bool none;
+		unsigned line = p->end_line, col = p->end_col;
 		struct sieve_node *a = parse_argument(p, &none);
 		if (none)
 			break;
 		if (!a || !push(p, &args, a))
 			return false;
+		p->arg_line = line;
+		p->arg_col = col;
 	}
 	n->end_line = p->end_line;
 	n->end_col = p->end_col;
@@ -439,6 +443,15 @@ static struct sieve_node *parse_command(struct parser *p)
 	}
 	char what[64];
 	snprintf(what, sizeof(what), "'%s'", cmd->name);
+	/* "stop\n$a = 1;": the variable was read as an argument of stop and
+	 * the error would point at the '=' of the next line; the ';' is
+	 * missing before the variable */
+	struct sieve_node *last = cmd->nitems ? cmd->items[cmd->nitems - 1] : NULL;
+	if (p->cur.kind == TOK_ASSIGN && cmd->ntests == 0 && last && last->kind == NODE_VAR) {
+		sieve_error(p->c, p->arg_line, p->arg_col,
+		            "expected ';' after %s (an assignment follows)", what);
+		return NULL;
+	}
 	return expect_semi(p, what) ? cmd : NULL;
 }
 

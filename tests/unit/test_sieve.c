@@ -111,6 +111,12 @@ UNIT_TEST(missing_semicolon_is_reported_where_it_belongs)
 		/* the if taken as keep's test still heads its elsif chain */
 		{"keep\nif false { stop; }\nelsif true { stop; }\nelse { stop; }\n", 1,
 		 {"s.sieve:1:5: expected ';' after 'keep', found 'if'"}},
+		/* the next line's variable is read as an argument: the error
+		 * pointed at its '=' (2:4) */
+		{"stop\n$a = \"x\";\n", 1,
+		 {"s.sieve:1:5: expected ';' after 'stop' (an assignment follows)"}},
+		{"ec_tarpit 5 \"x\"\n  $a[\"k\"] = \"x\";\n", 1,
+		 {"s.sieve:1:16: expected ';' after 'ec_tarpit' (an assignment follows)"}},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct sieve_diags d = {0};
