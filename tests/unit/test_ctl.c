@@ -94,7 +94,7 @@ UNIT_TEST(round_trip)
 	CHECK(strstr(out, "unknown command") != NULL);
 	char *a4[] = {"help"};
 	CHECK_EQ(run_client(path, 1, a4, out, sizeof out), 0);
-	CHECK_STR(out, "echo ARGS\nfail\n");
+	CHECK_STR(out, "help: this list\necho ARGS\nfail\n");
 
 	/* A client still connected when the console goes away: ctl_destroy
 	 * frees its connection (LeakSanitizer checks in check-san). */
