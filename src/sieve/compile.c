@@ -305,7 +305,7 @@ struct sieve_script *sieve_compile_file(const char *path, enum mx_phase phase,
 		buf = nb;
 		cap *= 2;
 	}
-	int rerr = ferror(f) ? errno : buf ? 0 : ENOMEM;
+	int rerr = ferror(f) ? (errno ? errno : EIO) : buf ? 0 : ENOMEM;
 	fclose(f);
 	if (rerr) {
 		free(buf);
