@@ -148,6 +148,9 @@ static int part_text(struct sieve_run *r, const struct sieve_part *p, struct sie
 		return 0;
 	case PART_VAR:
 		return sieve_value_text(r, &r->vars[p->slot], out);
+	case PART_MATCH: /* unset: the empty string */
+		*out = p->slot < r->nmatch ? r->match[p->slot] : (struct sieve_str){"", 0};
+		return 0;
 	default:
 		break;
 	}

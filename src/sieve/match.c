@@ -138,10 +138,14 @@ static int fold_room(struct sieve_run *r, size_t n)
 }
 
 int sieve_glob(struct sieve_run *r, const char *pat, size_t pn, const char *s, size_t sn,
-               bool ci, bool *out)
+               bool ci, bool *out, size_t *cap, unsigned *ncap)
 {
 	size_t p = 0, i = 0, star_p = SIZE_MAX, star_i = 0;
 	uint64_t steps = 0;
+	/* wildcard number (0-based) of the next wildcard at p, and of the
+	 * star being backtracked; only the first SIEVE_MATCH_VARS - 1 are kept */
+	unsigned wc = 0, star_wc = 0;
+	const unsigned maxcap = SIEVE_MATCH_VARS - 1;
 	*out = false;
 	while (i < sn) {
 		/* one star backtracks: up to pn x sn steps, charged as they go */
@@ -153,9 +157,18 @@ int sieve_glob(struct sieve_run *r, const char *pat, size_t pn, const char *s, s
 		if (p < pn && pat[p] == '*') {
 			star_p = ++p;
 			star_i = i;
+			star_wc = wc;
+			if (cap && wc < maxcap)
+				cap[2 * wc] = cap[2 * wc + 1] = i;
+			wc++;
 			continue;
 		}
 		if (p < pn && pat[p] == '?') {
+			if (cap && wc < maxcap) {
+				cap[2 * wc] = i;
+				cap[2 * wc + 1] = i + 1;
+			}
+			wc++;
 			p++;
 			i++;
 			continue;
@@ -179,11 +192,41 @@ int sieve_glob(struct sieve_run *r, const char *pat, size_t pn, const char *s, s
 			return r ? sieve_charge(r, steps + 1) : 0;
 		p = star_p;
 		i = ++star_i;
+		wc = star_wc + 1; /* the wildcards after this star are matched again */
+		if (cap && star_wc < maxcap)
+			cap[2 * star_wc + 1] = i;
 	}
-	while (p < pn && pat[p] == '*')
+	while (p < pn && pat[p] == '*') {
+		if (cap && wc < maxcap)
+			cap[2 * wc] = cap[2 * wc + 1] = sn;
+		wc++;
 		p++;
+	}
 	*out = p == pn;
+	if (ncap)
+		*ncap = wc < maxcap ? wc : maxcap;
 	return r ? sieve_charge(r, steps + 1) : 0;
+}
+
+/* After a successful :matches or :regex: ${0} = the value (:matches) or
+ * what the whole regex matched, ${1}.. = the wildcards or groups; the
+ * rest of ${0}..${9} empty (copies in the run's arena). */
+static int set_matches(struct sieve_run *r, const struct sieve_str *v, const size_t *cap,
+                       unsigned ncap)
+{
+	for (unsigned k = 0; k < ncap && k < SIEVE_MATCH_VARS; k++) {
+		size_t a = cap[2 * k], b = cap[2 * k + 1];
+		if (a == PCRE2_UNSET || b < a || b > v->n)
+			a = b = 0; /* a group that took no part */
+		r->match[k] = sieve_str_dup(r, v->p + a, b - a);
+		if (!r->match[k].p) {
+			r->nmatch = 0;
+			return sieve_rt_error(r, "out of run memory (limit max_run_memory = %zu)",
+			                      r->s->limits.max_run_memory);
+		}
+	}
+	r->nmatch = ncap < SIEVE_MATCH_VARS ? ncap : SIEVE_MATCH_VARS;
+	return 0;
 }
 
 pcre2_code *sieve_regex_compile(const char *pat, size_t len, bool caseless, char *err,
@@ -207,7 +250,7 @@ static int regex_match(struct sieve_run *r, pcre2_code *re, const struct sieve_s
 {
 	if (!r->mctx) {
 		r->mctx = pcre2_match_context_create(NULL);
-		r->mdata = pcre2_match_data_create(1, NULL);
+		r->mdata = pcre2_match_data_create(r->s->uses_match ? SIEVE_MATCH_VARS : 1, NULL);
 		if (!r->mctx || !r->mdata)
 			return sieve_rt_error(r, "out of memory for a regex");
 		pcre2_set_match_limit(r->mctx, r->s->limits.regex_match_limit);
@@ -220,7 +263,12 @@ static int regex_match(struct sieve_run *r, pcre2_code *re, const struct sieve_s
 	int rc = pcre2_match(re, (PCRE2_SPTR)v->p, v->n, 0, 0, r->mdata, r->mctx);
 	if (rc >= 0) {
 		*out = true;
-		return 0;
+		if (!r->s->uses_match)
+			return 0;
+		/* rc 0: more groups than pairs; every pair is set */
+		unsigned n = rc == 0 ? SIEVE_MATCH_VARS : (unsigned)rc;
+		return set_matches(r, v, pcre2_get_ovector_pointer(r->mdata),
+		                   n < SIEVE_MATCH_VARS ? n : SIEVE_MATCH_VARS);
 	}
 	if (rc == PCRE2_ERROR_NOMATCH) {
 		*out = false;
@@ -324,7 +372,20 @@ int sieve_match(struct sieve_run *r, const struct sieve_opts *o, const struct si
 					                         : value_rel(o->rel, o->comp, v, key);
 				break;
 			case MATCH_CONTAINS: rc = contains(r, v, key, r->fold, ci, &m); break;
-			case MATCH_MATCHES: rc = sieve_glob(r, key->p, key->n, v->p, v->n, ci, &m); break;
+			case MATCH_MATCHES: {
+				/* cap[0..1] is ${0}, the whole value; the wildcards from 1 */
+				size_t cap[2 * SIEVE_MATCH_VARS];
+				unsigned ncap = 0;
+				bool want = r->s->uses_match;
+				rc = sieve_glob(r, key->p, key->n, v->p, v->n, ci, &m, want ? cap + 2 : NULL,
+				                want ? &ncap : NULL);
+				if (rc == 0 && m && want) {
+					cap[0] = 0;
+					cap[1] = v->n;
+					rc = set_matches(r, v, cap, ncap + 1);
+				}
+				break;
+			}
 			case MATCH_REGEX: rc = regex_match(r, re, v, &m); break;
 			default: break;
 			}

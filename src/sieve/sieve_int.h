@@ -97,6 +97,7 @@ enum sieve_part_kind {
 	PART_LIT = 1,
 	PART_VAR,     /* ${name} */
 	PART_MACRO,   /* %{i} ... */
+	PART_MATCH,   /* ${0} .. ${9}: match variables (RFC 5229 3.2); slot 10 = ${10} and up */
 };
 enum sieve_macro {
 	MACRO_I = 1, MACRO_IR, MACRO_H, MACRO_S, MACRO_VCTX_CONN, MACRO_VCTX_MESS,
@@ -241,6 +242,7 @@ struct sieve_compiler {
 	pcre2_code **regexes;       /* every compiled regex, for freeing */
 	size_t nregexes, capregexes;
 	bool limit_reported;
+	bool uses_match;            /* a ${0}..${9} somewhere: tests record them */
 };
 
 /* Record "PATH:LINE:COL: message". */
@@ -284,6 +286,7 @@ struct sieve_script {
 	const char **var_names;
 	pcre2_code **regexes;
 	size_t nregexes;
+	bool uses_match;            /* see struct sieve_compiler */
 };
 
 /* Flatten the validated tree into s->code; false on a limit. */
@@ -307,6 +310,8 @@ struct sieve_value {
 	struct sieve_str *keys;  /* VAL_HASH keys */
 	size_t n;
 };
+
+#define SIEVE_MATCH_VARS 10
 
 struct sieve_run {
 	const struct sieve_script *s;
@@ -344,6 +349,10 @@ struct sieve_run {
 	bool over_time;         /* max_run_time passed: every later charge fails */
 	char *fold;             /* scratch for case-folded text (i;ascii-casemap :contains) */
 	size_t fold_cap;
+	/* match variables ${0}..${9}: set by the last :matches or :regex match
+	 * that succeeded (only when the script reads them), nmatch of them */
+	struct sieve_str match[SIEVE_MATCH_VARS];
+	unsigned nmatch;
 	char errbuf[256];       /* "NAME:LINE: message" of the last runtime error */
 	size_t errmsg;          /* where its message starts in errbuf */
 };
@@ -386,10 +395,16 @@ int sieve_match(struct sieve_run *r, const struct sieve_opts *o,
                 pcre2_code *const *keys_re, bool *out);
 /* i;ascii-numeric ordering: -1, 0, 1 (no leading digit = +infinity). */
 int sieve_numeric_cmp(const char *a, size_t an, const char *b, size_t bn);
-/* Glob matching for :matches with an RFC 4790 comparator: does s match the glob pat (`*`, `?`, backslash escapes)? With r, the
- * steps are charged to it (-1 on a runtime error); r may be NULL. */
+/* Glob matching for :matches with an RFC 4790 comparator: does s match the
+ * glob pat (`*`, `?`, backslash escapes)? Each wildcard takes as little as
+ * it can, left to right, and the last `*` the rest (as Pigeonhole does).
+ * With r, the steps are charged to it (-1 on a runtime error); r may be
+ * NULL. With cap (SIEVE_MATCH_VARS - 1 pairs), a match also says where
+ * the first wildcards matched: cap[2k], cap[2k+1] = start and end in s of
+ * wildcard k + 1; *ncap = how many wildcards the pattern has (at most the
+ * pairs given). */
 int sieve_glob(struct sieve_run *r, const char *pat, size_t pn, const char *s, size_t sn,
-               bool fold, bool *out);
+               bool fold, bool *out, size_t *cap, unsigned *ncap);
 /* Compile a PCRE2 pattern; NULL with a message in err. */
 pcre2_code *sieve_regex_compile(const char *pat, size_t len, bool caseless,
                                 char *err, size_t errlen);

@@ -103,7 +103,17 @@ static bool build_tmpl(struct sieve_compiler *c, struct sieve_node *n)
 			size_t nlen = (size_t)(close - (s + i + 2));
 			const char *name = s + i + 2;
 			struct sieve_part part = {0};
-			if (s[i] == '$') {
+			bool digits = s[i] == '$' && nlen > 0;
+			for (size_t k = 0; digits && k < nlen; k++)
+				digits = name[k] >= '0' && name[k] <= '9';
+			if (digits) { /* ${1}: a match variable; ${01} is ${1}, ${10} and up empty */
+				unsigned num = 0;
+				for (size_t k = 0; k < nlen && num < SIEVE_MATCH_VARS; k++)
+					num = num * 10 + (unsigned)(name[k] - '0');
+				part.kind = PART_MATCH;
+				part.slot = num < SIEVE_MATCH_VARS ? num : SIEVE_MATCH_VARS;
+				c->uses_match = true;
+			} else if (s[i] == '$') {
 				bool ident = nlen > 0 && (isalpha((unsigned char)name[0]) || name[0] == '_');
 				for (size_t k = 0; ident && k < nlen; k++)
 					if (!isalnum((unsigned char)name[k]) && name[k] != '_')
@@ -501,6 +511,17 @@ static bool validate_call(struct sieve_compiler *c, struct sieve_node *n, unsign
 				sieve_error(c, name->line, name->col, "bad variable name \"%s\"", name->text);
 				return false;
 			}
+		/* RFC 5229: a name starts with a letter or '_'; "1" would be a
+		 * match variable, which only a match sets */
+		if (isdigit((unsigned char)name->text[0])) {
+			bool digits = true;
+			for (size_t i = 0; i < name->len; i++)
+				digits = digits && isdigit((unsigned char)name->text[i]);
+			sieve_error(c, name->line, name->col, "bad variable name \"%s\" (%s)", name->text,
+			            digits ? "a match variable: only :matches and :regex set it"
+			                   : "a name starts with a letter or '_'");
+			return false;
+		}
 		if (!var_slot(c, name->text, name->len, name->line, name->col, &n->slot))
 			return false;
 	}

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sieve/sieve.h"
+#include "sieve/sieve_int.h" /* sieve_glob */
 #include "unit.h"
 
 static bool audit_count(void *ud, enum sieve_audit_scope scope, const char *arg, uint64_t *out,
@@ -350,4 +351,70 @@ UNIT_TEST(tool_compile_main)
 int main(void)
 {
 	return unit_run();
+}
+
+/* The wildcards' spans that a :matches records for ${1}..: for random
+ * patterns and values, whenever the glob matches, the spans are in order,
+ * inside the value, a "?" takes one character, and the value is exactly
+ * the pattern's literal characters with each wildcard's span put in its
+ * place (so no span is one character short or long). */
+
+UNIT_TEST(glob_spans_rebuild_the_value)
+{
+	srand(12345);
+	const char alphabet[] = "ab*?\\";
+	unsigned matched = 0;
+	for (int iter = 0; iter < 50000; iter++) {
+		char pat[12], val[16];
+		size_t pn = (size_t)(rand() % 10), vn = (size_t)(rand() % 14);
+		for (size_t i = 0; i < pn; i++)
+			pat[i] = alphabet[rand() % 5];
+		for (size_t i = 0; i < vn; i++)
+			val[i] = "ab*"[rand() % 3];
+		pat[pn] = val[vn] = '\0';
+		size_t cap[2 * (SIEVE_MATCH_VARS - 1)];
+		unsigned ncap = 0;
+		bool m = false, m2 = false;
+		CHECK_EQ(sieve_glob(NULL, pat, pn, val, vn, false, &m, cap, &ncap), 0);
+		CHECK_EQ(sieve_glob(NULL, pat, pn, val, vn, false, &m2, NULL, NULL), 0);
+		CHECK(m == m2); /* recording the spans changes nothing */
+		if (!m)
+			continue;
+		matched++;
+		char rebuilt[64];
+		size_t at = 0, prev = 0;
+		unsigned k = 0;
+		bool all = true; /* every wildcard has a span (at most 9 recorded) */
+		for (size_t p = 0; p < pn; p++) {
+			if (pat[p] == '*' || pat[p] == '?') {
+				if (k >= ncap) {
+					all = false;
+					break;
+				}
+				size_t a = cap[2 * k], b = cap[2 * k + 1];
+				CHECK(a >= prev && b >= a && b <= vn);
+				if (pat[p] == '?')
+					CHECK_EQ(b - a, 1);
+				memcpy(rebuilt + at, val + a, b - a);
+				at += b - a;
+				prev = b;
+				k++;
+				continue;
+			}
+			if (pat[p] == '\\' && p + 1 < pn)
+				p++;
+			rebuilt[at++] = pat[p];
+			prev++;
+		}
+		if (!all)
+			continue;
+		rebuilt[at] = '\0';
+		if (strcmp(rebuilt, val) != 0) {
+			fprintf(stderr, "pattern \"%s\" value \"%s\": spans rebuild \"%s\"\n", pat, val,
+			        rebuilt);
+			CHECK(false);
+			return;
+		}
+	}
+	CHECK(matched > 500);
 }
