@@ -454,11 +454,8 @@ static int exec_assign(struct sieve_run *r, const struct sieve_node *n)
 		rc = sieve_eval_value(r, n->rhs, &v);
 	if (rc)
 		return rc;
-	if (!n->destructure) {
+	if (!n->destructure) { /* never an element: validate.c refuses it */
 		const struct sieve_node *t = n->items[0];
-		if (t->index)
-			return sieve_rt_error(r, "cannot assign to an element of $%s (use hash_set)",
-			                      t->name);
 		r->vars[t->slot] = v;
 		return 0;
 	}

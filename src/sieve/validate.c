@@ -617,9 +617,9 @@ static bool validate_node(struct sieve_compiler *c, struct sieve_node *n)
 			struct sieve_node *t = n->items[i];
 			if (!validate_node(c, t)) {
 				ok = false;
-			} else if (n->destructure && t->index) {
-				/* the interpreter stores whole variables only; the plain
-				 * form is refused at run time (interp.c exec_assign) */
+			} else if (t->index) {
+				/* the interpreter stores whole variables only ($h["k"] =
+				 * and ($h["k"], $b) = alike) */
 				sieve_error(c, t->line, t->col,
 				            "cannot assign to an element of $%s (use hash_set)", t->name);
 				ok = false;
