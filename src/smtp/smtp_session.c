@@ -169,6 +169,7 @@ struct smtp_session {
 	uint8_t linger;
 	uint16_t errors;
 	uint32_t nmsgs, nrcpts, id;
+	uint32_t ndiscarded;        /* answered 250 but discarded by a script */
 	bool esmtp, tls, proxied, early_talker, in_audit, waiting, in_process;
 	bool begun; /* begin_session ran (after any PROXY header): a session to log */
 	bool tls_closed; /* our close_notify is written */
@@ -962,6 +963,7 @@ static void phase_finish(struct smtp_session *s)
 			else
 				reply(s, "250 2.0.0 Ok: queued as %s", s->tx->queue_id);
 			audit_count(s, AUDIT_RECEPTIONS); /* answered 250, as the spec counts */
+			s->ndiscarded++; /* and toward Max_Receptions_Per_Connection */
 			tx_end(s);
 			enter_state(s, SMTP_STATE_READY);
 			break;
@@ -1458,7 +1460,9 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		session_close(s);
 		return;
 	}
-	if (s->limits->max_receptions && s->nmsgs >= s->limits->max_receptions) {
+	/* a discarded message was a reception for the client: it counts too */
+	if (s->limits->max_receptions &&
+	    (uint64_t)s->nmsgs + s->ndiscarded >= s->limits->max_receptions) {
 		reply(s, "421 4.7.0 %s Error: too many messages in this connection", hostname(s));
 		refused(s, "mailfrom", 421, "Max_Receptions_Per_Connection");
 		session_close(s);

@@ -310,6 +310,22 @@ def test_discard_answers_250_but_delivers_nothing(pol_factory):
     assert len(srv.new_files()) == 1, "the discarded message reached the Maildir"
 
 
+def test_discarded_messages_count_toward_max_receptions(pol_factory):
+    """Max_Receptions_Per_Connection bounds what the client got 250 for:
+    a connection whose messages a script discards was not bounded at all."""
+    srv = pol_factory(scripts={"data_phase1": "discard;\n"},
+                      options={"Max_Receptions_Per_Connection": 2})
+    c, r, _ = reach(srv, "data", subject="one")
+    with c:
+        assert r[0] == 250, r
+        c.expect("RSET", 250)
+        _, r2, _ = reach(srv, "data", subject="two", c=c)
+        assert r2[0] == 250, r2
+        code, lines = c.cmd("MAIL FROM:<alice@example.test>")
+        assert code == 421 and lines[0].startswith("4.7.0"), (code, lines)
+    assert srv.new_files() == []
+
+
 def test_a_2xx_verdict_accepts_with_the_scripts_reply(pol_factory):
     """ec_action with a 2xx code (allowed: 200-599) is an acceptance with
     the script's own reply: the command still does its work. Before, the
