@@ -271,7 +271,7 @@ struct sieve_script *sieve_compile(const char *path, const char *src, size_t len
 		return NULL;
 	}
 	s->nvars = c.nvars;
-	s->uses_match = c.uses_match;
+	s->match_mask = c.match_mask;
 	s->var_names = c.vars;
 	return s;
 }

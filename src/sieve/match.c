@@ -210,22 +210,29 @@ int sieve_glob(struct sieve_run *r, const char *pat, size_t pn, const char *s, s
 
 /* After a successful :matches or :regex: ${0} = the value (:matches) or
  * what the whole regex matched, ${1}.. = the wildcards or groups; the
- * rest of ${0}..${9} empty (copies in the run's arena). */
+ * rest of ${0}..${9} empty. Only the ones the script reads are copied
+ * (into the run's arena: the value may be a temporary); out of memory
+ * leaves the earlier ones as they were. */
 static int set_matches(struct sieve_run *r, const struct sieve_str *v, const size_t *cap,
                        unsigned ncap)
 {
-	for (unsigned k = 0; k < ncap && k < SIEVE_MATCH_VARS; k++) {
+	struct sieve_str m[SIEVE_MATCH_VARS];
+	unsigned n = ncap < SIEVE_MATCH_VARS ? ncap : SIEVE_MATCH_VARS;
+	for (unsigned k = 0; k < n; k++) {
 		size_t a = cap[2 * k], b = cap[2 * k + 1];
 		if (a == PCRE2_UNSET || b < a || b > v->n)
 			a = b = 0; /* a group that took no part */
-		r->match[k] = sieve_str_dup(r, v->p + a, b - a);
-		if (!r->match[k].p) {
-			r->nmatch = 0;
+		if (!(r->s->match_mask & (1u << k))) {
+			m[k] = (struct sieve_str){"", 0}; /* never read */
+			continue;
+		}
+		m[k] = sieve_str_dup(r, v->p + a, b - a);
+		if (!m[k].p)
 			return sieve_rt_error(r, "out of run memory (limit max_run_memory = %zu)",
 			                      r->s->limits.max_run_memory);
-		}
 	}
-	r->nmatch = ncap < SIEVE_MATCH_VARS ? ncap : SIEVE_MATCH_VARS;
+	memcpy(r->match, m, n * sizeof m[0]);
+	r->nmatch = n;
 	return 0;
 }
 
@@ -250,7 +257,7 @@ static int regex_match(struct sieve_run *r, pcre2_code *re, const struct sieve_s
 {
 	if (!r->mctx) {
 		r->mctx = pcre2_match_context_create(NULL);
-		r->mdata = pcre2_match_data_create(r->s->uses_match ? SIEVE_MATCH_VARS : 1, NULL);
+		r->mdata = pcre2_match_data_create(r->s->match_mask ? SIEVE_MATCH_VARS : 1, NULL);
 		if (!r->mctx || !r->mdata)
 			return sieve_rt_error(r, "out of memory for a regex");
 		pcre2_set_match_limit(r->mctx, r->s->limits.regex_match_limit);
@@ -263,7 +270,7 @@ static int regex_match(struct sieve_run *r, pcre2_code *re, const struct sieve_s
 	int rc = pcre2_match(re, (PCRE2_SPTR)v->p, v->n, 0, 0, r->mdata, r->mctx);
 	if (rc >= 0) {
 		*out = true;
-		if (!r->s->uses_match)
+		if (!r->s->match_mask)
 			return 0;
 		/* rc 0: more groups than pairs; every pair is set */
 		unsigned n = rc == 0 ? SIEVE_MATCH_VARS : (unsigned)rc;
@@ -376,7 +383,7 @@ int sieve_match(struct sieve_run *r, const struct sieve_opts *o, const struct si
 				/* cap[0..1] is ${0}, the whole value; the wildcards from 1 */
 				size_t cap[2 * SIEVE_MATCH_VARS];
 				unsigned ncap = 0;
-				bool want = r->s->uses_match;
+				bool want = r->s->match_mask != 0;
 				rc = sieve_glob(r, key->p, key->n, v->p, v->n, ci, &m, want ? cap + 2 : NULL,
 				                want ? &ncap : NULL);
 				if (rc == 0 && m && want) {

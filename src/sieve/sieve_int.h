@@ -242,7 +242,8 @@ struct sieve_compiler {
 	pcre2_code **regexes;       /* every compiled regex, for freeing */
 	size_t nregexes, capregexes;
 	bool limit_reported;
-	bool uses_match;            /* a ${0}..${9} somewhere: tests record them */
+	uint16_t match_mask;        /* bit N: ${N} is read somewhere (0 = none:
+	                             * tests record nothing) */
 };
 
 /* Record "PATH:LINE:COL: message". */
@@ -286,7 +287,7 @@ struct sieve_script {
 	const char **var_names;
 	pcre2_code **regexes;
 	size_t nregexes;
-	bool uses_match;            /* see struct sieve_compiler */
+	uint16_t match_mask;        /* see struct sieve_compiler */
 };
 
 /* Flatten the validated tree into s->code; false on a limit. */

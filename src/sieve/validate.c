@@ -112,7 +112,8 @@ static bool build_tmpl(struct sieve_compiler *c, struct sieve_node *n)
 					num = num * 10 + (unsigned)(name[k] - '0');
 				part.kind = PART_MATCH;
 				part.slot = num < SIEVE_MATCH_VARS ? num : SIEVE_MATCH_VARS;
-				c->uses_match = true;
+				if (num < SIEVE_MATCH_VARS)
+					c->match_mask |= (uint16_t)(1u << num);
 			} else if (s[i] == '$') {
 				bool ident = nlen > 0 && (isalpha((unsigned char)name[0]) || name[0] == '_');
 				for (size_t k = 0; ident && k < nlen; k++)
