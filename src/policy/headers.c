@@ -66,6 +66,15 @@ void policy_headers_parse(struct policy_headers *hs, const char *data, size_t le
 			break;
 		p = eol + 1;
 	}
+	/* RFC 5228 5.7: a header test ignores leading and trailing whitespace
+	 * of the value (the leading was skipped above) */
+	for (size_t i = 0; i < hs->n; i++) {
+		char *v = hs->h[i].value;
+		size_t n = strlen(v);
+		while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+			n--;
+		v[n] = '\0';
+	}
 }
 
 const char *policy_headers_get(const struct policy_headers *hs, const char *name, size_t i)

@@ -6,7 +6,8 @@
  *
  * Rules: fields up to the first empty line; continuation lines (starting
  * with SP or HTAB) unfolded into the field before; "Name : value" is the
- * field Name (RFC 5322 4.5.3 allows blanks before the colon); a line with
+ * field Name (RFC 5322 4.5.3 allows blanks before the colon); blanks
+ * before and after a value are not part of it (RFC 5228 5.7); a line with
  * no colon is skipped; at most POLICY_MAX_HEADERS fields; a value is cut
  * at POLICY_HEADER_VALUE_MAX bytes. Linear in the header section (a value
  * grows by doubling), whatever its folding.

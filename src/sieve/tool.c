@@ -89,20 +89,27 @@ static bool kv_put(struct fx_kv *kv, size_t *n, const char *text, char sep, bool
 		return false;
 	size_t kl = (size_t)(s - text);
 	const char *v = s + 1;
-	if (sep == ':')
-		while (*v == ' ')
+	if (sep == ':') { /* "Name : value" is Name, as the server reads it */
+		while (kl > 0 && (text[kl - 1] == ' ' || text[kl - 1] == '\t'))
+			kl--;
+		while (*v == ' ' || *v == '\t')
 			v++;
+	}
+	size_t vl = strlen(v);
+	if (sep == ':') /* as the server reads a header (policy/headers.h) */
+		while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+			vl--;
 	if (replace)
 		for (size_t i = 0; i < *n; i++)
 			if (strlen(kv[i].key) == kl && strncmp(kv[i].key, text, kl) == 0) {
 				free(kv[i].value);
-				kv[i].value = strdup(v);
+				kv[i].value = strndup(v, vl);
 				return true;
 			}
 	if (*n >= FX_MAX)
 		return false;
 	kv[*n].key = strndup(text, kl);
-	kv[*n].value = strdup(v);
+	kv[*n].value = strndup(v, vl);
 	(*n)++;
 	return true;
 }

@@ -310,6 +310,17 @@ def test_discard_answers_250_but_delivers_nothing(pol_factory):
     assert len(srv.new_files()) == 1, "the discarded message reached the Maildir"
 
 
+def test_header_values_ignore_trailing_blanks(pol_factory):
+    """RFC 5228 5.7: a header test ignores leading and trailing whitespace
+    of the value. "Subject: spam  " did not match :is "spam" (the blanks
+    after it were part of the value); Pigeonhole matches it."""
+    srv = pol_factory(scripts={"data_phase1":
+                               'if header :is "subject" "spam" { ec_action 550 "5.7.1 no"; }\n'})
+    c, r, _ = reach(srv, "data", subject="spam \t ")
+    with c:
+        expect_reply(r, 550, "5.7.1 no")
+
+
 def test_discarded_messages_count_toward_max_receptions(pol_factory):
     """Max_Receptions_Per_Connection bounds what the client got 250 for:
     a connection whose messages a script discards was not bounded at all."""
