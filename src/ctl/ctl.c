@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -115,8 +116,8 @@ static char *ctl_dispatch(struct ctl *c, char *line)
 
 	if (argc == 0)
 		return strdup("");
-	if (strcmp(argv[0], "help") == 0)
-		return ctl_help(c);
+	if (strcasecmp(argv[0], "help") == 0)
+		return argc == 1 ? ctl_help(c) : strdup("error: usage: help (no arguments)\n");
 	for (int i = 0; i < c->nentries; i++)
 		if (strcasecmp(argv[0], c->entries[i].name) == 0)
 			return c->entries[i].fn(c->entries[i].arg, argc, argv);

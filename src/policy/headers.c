@@ -67,13 +67,17 @@ void policy_headers_parse(struct policy_headers *hs, const char *data, size_t le
 		p = eol + 1;
 	}
 	/* RFC 5228 5.7: a header test ignores leading and trailing whitespace
-	 * of the value (the leading was skipped above) */
+	 * of the value (leading: also when the value starts on a continuation
+	 * line, "Subject:" CRLF " spam") */
 	for (size_t i = 0; i < hs->n; i++) {
 		char *v = hs->h[i].value;
-		size_t n = strlen(v);
+		size_t n = strlen(v), lead = 0;
 		while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 			n--;
-		v[n] = '\0';
+		while (lead < n && (v[lead] == ' ' || v[lead] == '\t'))
+			lead++;
+		memmove(v, v + lead, n - lead);
+		v[n - lead] = '\0';
 	}
 }
 

@@ -403,6 +403,16 @@ static struct sieve_node *parse_command(struct parser *p)
 		as->rhs = parse_rhs(p);
 		if (!as->rhs)
 			return NULL;
+		/* "$x = hash_get $h "k"\n$z = 1;": $z was read as an argument of
+		 * the call; the ';' is missing before it (as for a command) */
+		const struct sieve_node *rhs = as->rhs;
+		const struct sieve_node *rl = rhs->kind == NODE_TEST && rhs->nitems
+		                                  ? rhs->items[rhs->nitems - 1] : NULL;
+		if (p->cur.kind == TOK_ASSIGN && rhs->ntests == 0 && rl && rl->kind == NODE_VAR) {
+			sieve_error(p->c, p->arg_line, p->arg_col,
+			            "expected ';' after the assignment (an assignment follows)");
+			return NULL;
+		}
 		return expect_semi(p, "the assignment") ? as : NULL;
 	}
 	if (p->cur.kind != TOK_IDENT) {

@@ -81,6 +81,9 @@ def test_help_and_words_the_commands_do_not_take(pol_factory):
                          (["summary", "x"], "usage: summary (no arguments)")):
         r = srv.ctl(*words, check=False)
         assert r.returncode == 1 and r.stdout.strip() == f"error: {usage}", r
+    r = srv.ctl("help", "me", check=False)
+    assert r.returncode == 1 and r.stdout.strip() == "error: usage: help (no arguments)", r
+    assert srv.ctl("HELP").splitlines() == lines  # commands are case-insensitive
     assert "reloaded" in srv.ctl("sieve", "reload")
     assert "reloaded" in srv.ctl("reload")
     assert len(srv.events("reload")) == before + 2

@@ -310,13 +310,15 @@ def test_discard_answers_250_but_delivers_nothing(pol_factory):
     assert len(srv.new_files()) == 1, "the discarded message reached the Maildir"
 
 
-def test_header_values_ignore_trailing_blanks(pol_factory):
+@pytest.mark.parametrize("subject", ["spam \t ", "\r\n  spam", "\r\n\tspam \r\n "])
+def test_header_values_ignore_leading_and_trailing_blanks(pol_factory, subject):
     """RFC 5228 5.7: a header test ignores leading and trailing whitespace
     of the value. "Subject: spam  " did not match :is "spam" (the blanks
-    after it were part of the value); Pigeonhole matches it."""
+    after it were part of the value), nor did a value that starts on a
+    continuation line; Pigeonhole matches both."""
     srv = pol_factory(scripts={"data_phase1":
                                'if header :is "subject" "spam" { ec_action 550 "5.7.1 no"; }\n'})
-    c, r, _ = reach(srv, "data", subject="spam \t ")
+    c, r, _ = reach(srv, "data", subject=subject)
     with c:
         expect_reply(r, 550, "5.7.1 no")
 

@@ -119,6 +119,9 @@ UNIT_TEST(missing_semicolon_is_reported_where_it_belongs)
 		 {"s.sieve:1:5: expected ';' after 'stop' (an assignment follows)"}},
 		{"ec_tarpit 5 \"x\"\n  $a[\"k\"] = \"x\";\n", 1,
 		 {"s.sieve:1:16: expected ';' after 'ec_tarpit' (an assignment follows)"}},
+		/* the same after an assignment from a function */
+		{"$h = hash_create;\n$x = hash_get $h \"k\"\n$z = 1;\n", 1,
+		 {"s.sieve:2:21: expected ';' after the assignment (an assignment follows)"}},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct sieve_diags d = {0};
