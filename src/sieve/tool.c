@@ -89,16 +89,16 @@ static bool kv_put(struct fx_kv *kv, size_t *n, const char *text, char sep, bool
 		return false;
 	size_t kl = (size_t)(s - text);
 	const char *v = s + 1;
-	if (sep == ':') { /* "Name : value" is Name, as the server reads it */
+	size_t vl = strlen(v);
+	if (sep == ':') { /* a header as the server reads it (policy/headers.h):
+	                   * "Name : value" is Name, blanks around the value dropped */
 		while (kl > 0 && (text[kl - 1] == ' ' || text[kl - 1] == '\t'))
 			kl--;
-		while (*v == ' ' || *v == '\t')
+		for (; vl > 0 && (*v == ' ' || *v == '\t'); vl--)
 			v++;
-	}
-	size_t vl = strlen(v);
-	if (sep == ':') /* as the server reads a header (policy/headers.h) */
 		while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
 			vl--;
+	}
 	if (replace)
 		for (size_t i = 0; i < *n; i++)
 			if (strlen(kv[i].key) == kl && strncmp(kv[i].key, text, kl) == 0) {

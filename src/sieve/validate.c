@@ -515,9 +515,7 @@ static bool validate_call(struct sieve_compiler *c, struct sieve_node *n, unsign
 		/* RFC 5229: a name starts with a letter or '_'; "1" would be a
 		 * match variable, which only a match sets */
 		if (isdigit((unsigned char)name->text[0])) {
-			bool digits = true;
-			for (size_t i = 0; i < name->len; i++)
-				digits = digits && isdigit((unsigned char)name->text[i]);
+			bool digits = strspn(name->text, "0123456789") == name->len;
 			sieve_error(c, name->line, name->col, "bad variable name \"%s\" (%s)", name->text,
 			            digits ? "a match variable: only :matches and :regex set it"
 			                   : "a name starts with a letter or '_'");
